@@ -1,0 +1,200 @@
+"""Language detection: langdetect (seeded, ISO 639-1) guarded by a Unicode-script pass.
+
+Short messages are where n-gram detectors fail, so unambiguous scripts (Hangul, kana, Han, Arabic,
+Cyrillic, ...) decide on their own and langdetect only arbitrates inside a script family.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+UNDETERMINED = "und"
+
+# Languages the default encoder (USE-multilingual v3) covers; langdetect favours them.
+SUPPORTED_LANGUAGES = (
+    "ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh",
+)
+
+# Candidates langdetect may choose from inside each script family.
+_FAMILY_CANDIDATES = {
+    "latin": ("en", "de", "fr", "es", "pt", "it", "nl", "pl", "tr", "sv", "da", "no", "fi",
+              "cs", "sk", "ro", "hu", "hr", "sl", "id", "vi", "ca", "et", "lt", "lv", "sq",
+              "af", "tl", "sw", "so", "cy"),
+    "cyrillic": ("ru", "uk", "bg", "mk"),
+    "arabic": ("ar", "fa", "ur"),
+}
+# Fallback when langdetect cannot arbitrate (text too short or no signal).
+_FAMILY_DEFAULT = {"cyrillic": "ru", "arabic": "ar", "latin": "en"}
+# Scripts that name one language outright.
+_SINGLE_SCRIPT = {"hangul": "ko", "kana": "ja", "han": "zh", "thai": "th", "greek": "el",
+                  "hebrew": "he", "devanagari": "hi"}
+
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+_URL_EMAIL_RE = re.compile(r"https?://\S+|\S+@\S+\.\S+")
+_DIGITS_RE = re.compile(r"[\d_]+")
+
+# Words that settle short Latin-script messages where langdetect's character n-grams are weakest.
+# They are high-frequency function words of customer messages, distinctive within this set.
+_LATIN_MARKERS: dict[str, frozenset[str]] = {
+    "en": frozenset("the my is where you your please thanks thank hi hello order not have has "
+                    "what when how can why did does was refund still yet and with".split()),
+    "de": frozenset("ich mein meine nicht ist wo wann bitte danke hallo bestellung und mit "
+                    "noch kein keine habe wurde warum sie paket rechnung geld zurück".split()),
+    "fr": frozenset("je mon ma mes est où quand merci bonjour commande pas avec pour vous "
+                    "toujours reçu colis remboursement et une le la les".split()),
+    "es": frozenset("mi mis es dónde donde cuándo cuando gracias hola pedido no con para "
+                    "usted todavía recibido el los las y una reembolso tienen".split()),
+    "pt": frozenset("meu minha meus é onde quando obrigado obrigada olá oi pedido não com "
+                    "para você ainda recebi encomenda reembolso vocês tem".split()),
+    "it": frozenset("il mio mia è dove quando grazie ciao ordine non con per ancora "
+                    "ricevuto pacco rimborso sono gli della buongiorno".split()),
+    "nl": frozenset("mijn ik is waar wanneer bedankt hallo bestelling niet met voor nog "
+                    "geen pakket".split()),
+}
+
+
+@dataclass(frozen=True)
+class LanguageResult:
+    language: str
+    confidence: float
+    method: str  # "script", "langdetect", "markers" or "empty"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.language, "confidence": round(self.confidence, 4), "method": self.method}
+
+
+def _script_of(ch: str) -> str | None:
+    cp = ord(ch)
+    if 0xAC00 <= cp <= 0xD7AF or 0x1100 <= cp <= 0x11FF or 0x3130 <= cp <= 0x318F:
+        return "hangul"
+    if 0x3040 <= cp <= 0x30FF or 0x31F0 <= cp <= 0x31FF or 0xFF66 <= cp <= 0xFF9D:
+        return "kana"
+    if 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0xF900 <= cp <= 0xFAFF:
+        return "han"
+    if 0x0600 <= cp <= 0x06FF or 0x0750 <= cp <= 0x077F or 0xFB50 <= cp <= 0xFEFF:
+        return "arabic"
+    if 0x0400 <= cp <= 0x052F:
+        return "cyrillic"
+    if 0x0E00 <= cp <= 0x0E7F:
+        return "thai"
+    if 0x0370 <= cp <= 0x03FF:
+        return "greek"
+    if 0x0590 <= cp <= 0x05FF:
+        return "hebrew"
+    if 0x0900 <= cp <= 0x097F:
+        return "devanagari"
+    if ch.isalpha() and unicodedata.name(ch, "").startswith("LATIN"):
+        return "latin"
+    return None
+
+
+def script_counts(text: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for ch in text:
+        s = _script_of(ch)
+        if s:
+            counts[s] = counts.get(s, 0) + 1
+    return counts
+
+
+class LanguageDetector:
+    """Seeded, script-guarded language detector returning ISO 639-1 codes or ``und``.
+
+    >>> LanguageDetector().detect("Wo ist mein Paket?").language
+    'de'
+    """
+
+    def __init__(self, seed: int = 0, max_chars: int = 400, n_trial: int = 3) -> None:
+        self.seed = seed
+        self.max_chars = max_chars
+        self.n_trial = n_trial
+        self._factory = None
+        self._lock = threading.Lock()
+        self._cached = lru_cache(maxsize=4096)(self._detect_uncached)
+
+    def _get_factory(self):  # type: ignore[no-untyped-def]
+        if self._factory is None:
+            with self._lock:
+                if self._factory is None:
+                    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+                    factory = DetectorFactory()
+                    factory.load_profile(PROFILES_DIRECTORY)
+                    factory.set_seed(self.seed)
+                    self._factory = factory
+        return self._factory
+
+    def warm_up(self) -> None:
+        self._get_factory()
+
+    def detect(self, text: str) -> LanguageResult:
+        return self._cached(text[: self.max_chars * 2])
+
+    def _langdetect(self, text: str, candidates: tuple[str, ...]) -> list[tuple[str, float]]:
+        from langdetect.lang_detect_exception import LangDetectException
+
+        detector = self._get_factory().create()
+        detector.n_trial = self.n_trial
+        detector.set_max_text_length(self.max_chars)
+        detector.set_prior_map({c: 1.0 for c in candidates})
+        detector.append(text)
+        try:
+            probs = detector.get_probabilities()
+        except LangDetectException:
+            return []
+        return [(_iso(p.lang), float(p.prob)) for p in probs]
+
+    def _detect_uncached(self, text: str) -> LanguageResult:
+        cleaned = _DIGITS_RE.sub(" ", _URL_EMAIL_RE.sub(" ", text))
+        counts = script_counts(cleaned)
+        letters = sum(counts.values())
+        if letters == 0:
+            return LanguageResult(UNDETERMINED, 0.0, "empty")
+        cjk = counts.get("han", 0) + counts.get("kana", 0) + counts.get("hangul", 0)
+        # Japanese mixes kanji and kana; any real share of kana means Japanese.
+        if counts.get("kana", 0) and counts["kana"] >= 0.1 * cjk and cjk >= 0.3 * letters:
+            return LanguageResult("ja", 0.99, "script")
+        if counts.get("hangul", 0) >= 0.3 * letters:
+            return LanguageResult("ko", 0.99, "script")
+        script, n = max(counts.items(), key=lambda kv: kv[1])
+        if cjk >= 0.3 * letters and counts.get("han", 0):
+            return LanguageResult("zh", 0.98, "script")
+        if script in _SINGLE_SCRIPT:
+            return LanguageResult(_SINGLE_SCRIPT[script], 0.97, "script")
+        share = n / letters
+        words = _WORD_RE.findall(cleaned.lower())
+        candidates = _FAMILY_CANDIDATES.get(script)
+        if candidates is None:
+            return LanguageResult(UNDETERMINED, 0.0, "empty")
+        probs = self._langdetect(cleaned, candidates)
+        if script == "latin" and len(words) <= 6:
+            marker = _marker_vote(words)
+            if marker and (not probs or probs[0][0] != marker or probs[0][1] < 0.9):
+                return LanguageResult(marker, 0.8 * share, "markers")
+        if not probs:
+            return LanguageResult(_FAMILY_DEFAULT[script], 0.5 * share, "script")
+        lang, prob = probs[0]
+        return LanguageResult(lang, prob * share, "langdetect")
+
+
+def _iso(code: str) -> str:
+    """langdetect uses ``zh-cn``/``zh-tw``; everything else is already ISO 639-1."""
+    return code.split("-")[0]
+
+
+def _marker_vote(words: list[str]) -> str | None:
+    scores: dict[str, int] = {}
+    for word in words:
+        for lang, markers in _LATIN_MARKERS.items():
+            if word in markers:
+                scores[lang] = scores.get(lang, 0) + 1
+    if not scores:
+        return None
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None
+    return ranked[0][0]
