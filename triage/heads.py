@@ -97,7 +97,8 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
-                f"a head needs at least 2 classes in its training labels, got {len(self.classes_)}"
+                f"a head needs at least 2 classes in its training labels, got 1 class "
+                f"({self.classes_[0]!r})"
             )
         self.temperature_ = 1.0
         self.thresholds_ = (0.5, 0.8)  # (review, high) defaults when there is nothing to calibrate
@@ -123,7 +124,14 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
             high = max(review, threshold_for_precision(conf, correct, self.high_precision))
             self.thresholds_ = (review, high)
         self.model_ = self._new_lr().fit(X, y_idx)
+        self.n_iter_ = self.model_.n_iter_
         return self
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.array_api_support = False
+        return tags
 
     def predict_proba(self, X: object) -> np.ndarray:
         check_is_fitted(self, "model_")
@@ -134,7 +142,8 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         return softmax(full / self.temperature_, axis=1)
 
     def predict(self, X: object) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
     def band(self, confidence: float) -> str:
         review, high = self.thresholds_

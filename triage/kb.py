@@ -27,6 +27,11 @@ INDEX_META_FILE = "index.json"
 MAX_CONTEXT_VALUE_CHARS = 500
 
 
+def prior_key(article_id: str, department: str | None = None) -> str:
+    """Key of :attr:`KnowledgeBaseIndex.priors`: the article alone, or article and department."""
+    return article_id if department is None else f"{article_id}|{department}"
+
+
 class ArticleError(ValueError):
     """An article is malformed (missing fields, unknown placeholders, ...)."""
 
@@ -142,6 +147,10 @@ class KnowledgeBaseIndex:
         default_language: reply language when the customer's is missing from an article.
         department_boost: added to the score of articles of the predicted department.
         threshold: best scores below it give "no confident suggestion" (see :meth:`calibrate`).
+
+    ``priors`` are small score offsets learned from agents' reply decisions: key ``"<article id>"``
+    applies to every query, ``"<article id>|<department>"`` only when that department is the
+    predicted one (see :func:`prior_key`).
     """
 
     def __init__(
@@ -161,6 +170,7 @@ class KnowledgeBaseIndex:
         self._lock = threading.RLock()
         self._matrix: np.ndarray | None = None
         self._owner: np.ndarray | None = None
+        self._centroids: np.ndarray | None = None
         self._ids: list[str] = []
 
     # -- building and run-time edits ---------------------------------------------------------
@@ -215,32 +225,57 @@ class KnowledgeBaseIndex:
             self._matrix = None
             return True
 
+    def _centroid(self, article_id: str) -> np.ndarray:
+        """Normalised mean of the article's example questions (all entries if it has none)."""
+        nq = sum(len(v) for v in self.articles[article_id].questions.values())
+        vecs = self._vectors[article_id]
+        c = (vecs[:nq] if nq else vecs).mean(axis=0)
+        return (c / (np.linalg.norm(c) or 1.0)).astype(np.float32)
+
     def _snapshot(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         with self._lock:
             if self._matrix is None:
                 ids = sorted(self._vectors)
+                dim = self.embedder.dim or 1
                 if ids:
                     self._matrix = np.vstack([self._vectors[i] for i in ids])
                     self._owner = np.concatenate(
                         [np.full(len(self._vectors[i]), n, dtype=np.int32) for n, i in enumerate(ids)]
                     )
+                    self._centroids = np.vstack([self._centroid(i) for i in ids])
                 else:
-                    self._matrix = np.zeros((0, self.embedder.dim or 1), dtype=np.float32)
+                    self._matrix = np.zeros((0, dim), dtype=np.float32)
                     self._owner = np.zeros(0, dtype=np.int32)
+                    self._centroids = np.zeros((0, dim), dtype=np.float32)
                 self._ids = ids
             return self._matrix, self._owner, self._ids  # type: ignore[return-value]
 
     # -- search -----------------------------------------------------------------------------
     def article_scores(self, query_vecs: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """(n_queries, n_articles) best-entry cosine similarity, and the article ids."""
-        matrix, owner, ids = self._snapshot()
+        """(n_queries, n_articles) relevance scores, and the article ids.
+
+        The score averages the best single entry (precise phrasings) with the centroid of the
+        article's example questions (the topic as a whole); on the evaluation queries this beat
+        either alone (see README, "Knowledge base").
+        """
+        with self._lock:
+            matrix, owner, ids = self._snapshot()
+            centroids = self._centroids
         q = np.atleast_2d(query_vecs).astype(np.float32)
         if not ids:
             return np.zeros((q.shape[0], 0), dtype=np.float32), ids
         sims = q @ matrix.T
         # entries are contiguous per article, so a segmented max gives each article's best entry
         starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-        return np.maximum.reduceat(sims, starts, axis=1), ids
+        best = np.maximum.reduceat(sims, starts, axis=1)
+        return 0.5 * (best + q @ centroids.T), ids
+
+    def prior(self, article_id: str, department: str | None = None) -> float:
+        """The article's global prior plus its prior for queries routed to ``department``."""
+        value = self.priors.get(prior_key(article_id), 0.0)
+        if department is not None:
+            value += self.priors.get(prior_key(article_id, department), 0.0)
+        return value
 
     def search(
         self, query_vec: np.ndarray, top_k: int = 3, department: str | None = None
@@ -255,7 +290,7 @@ class KnowledgeBaseIndex:
                 continue
             if department is not None and art.department == department:
                 s[n] += self.department_boost
-            s[n] += self.priors.get(aid, 0.0)
+            s[n] += self.prior(aid, department)
         order = np.argsort(-s)[:top_k]
         return [(ids[i], float(s[i])) for i in order]
 
@@ -293,25 +328,23 @@ class KnowledgeBaseIndex:
         its own article. Negatives: messages no article answers. The threshold sits at the 95th
         percentile of negative scores, capped so that ``min_recall`` of positives still pass.
         """
-        matrix, owner, ids = self._snapshot()
+        with self._lock:
+            ids = list(self.articles)
+            vectors = {i: self._vectors[i] for i in ids}
         pos_scores = []
-        q_vectors = []
-        q_owner = []
-        for n, aid in enumerate(ids):
+        for aid in ids:
             nq = sum(len(v) for v in self.articles[aid].questions.values())
-            q_vectors.append(self._vectors[aid][:nq])
-            q_owner += [n] * nq
-        if not q_owner:
+            vecs = vectors[aid]
+            if nq < 2:
+                continue
+            q = vecs[:nq]
+            sims = q @ vecs.T
+            sims[np.arange(nq), np.arange(nq)] = -1.0  # leave the question itself out
+            loo_centroid = q.sum(axis=0)[None, :] - q
+            loo_centroid /= np.linalg.norm(loo_centroid, axis=1, keepdims=True)
+            pos_scores.extend(0.5 * (sims.max(axis=1) + (q * loo_centroid).sum(axis=1)))
+        if not pos_scores:
             return self.threshold
-        Q = np.vstack(q_vectors)
-        sims = Q @ matrix.T
-        # mask each question's own entry: questions come first in each article's block
-        starts = np.concatenate([[0], np.cumsum([len(self._vectors[i]) for i in ids])[:-1]])
-        offsets = np.concatenate([np.arange(sum(len(v) for v in self.articles[a].questions.values()))
-                                  + starts[n] for n, a in enumerate(ids)])
-        sims[np.arange(len(Q)), offsets] = -1.0
-        for row, art_n in enumerate(q_owner):
-            pos_scores.append(sims[row][owner == art_n].max())
         pos = np.array(pos_scores)
         cap = float(np.quantile(pos, 1.0 - min_recall))
         if len(negatives):

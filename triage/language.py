@@ -6,11 +6,14 @@ Cyrillic, ...) decide on their own and langdetect only arbitrates inside a scrip
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 UNDETERMINED = "und"
 
@@ -33,35 +36,49 @@ _FAMILY_DEFAULT = {"cyrillic": "ru", "arabic": "ar", "latin": "en"}
 _SINGLE_SCRIPT = {"hangul": "ko", "kana": "ja", "han": "zh", "thai": "th", "greek": "el",
                   "hebrew": "he", "devanagari": "hi"}
 
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
+_WORD_RE = re.compile(r"[\w']+", re.UNICODE)
 _URL_EMAIL_RE = re.compile(r"https?://\S+|\S+@\S+\.\S+")
-_DIGITS_RE = re.compile(r"[\d_]+")
+# order numbers, tracking codes, amounts (ASCII only, so CJK text around digits survives)
+_DIGITS_RE = re.compile(r"[A-Za-z0-9#_/.-]*\d[A-Za-z0-9#_/.-]*")
+_UKRAINIAN_RE = re.compile("[іїєґІЇЄҐ]")
+_PERSIAN_URDU_RE = re.compile("[پچژگکیٹڈڑےں]")
 
-# Words that settle short Latin-script messages where langdetect's character n-grams are weakest.
-# They are high-frequency function words of customer messages, distinctive within this set.
-_LATIN_MARKERS: dict[str, frozenset[str]] = {
-    "en": frozenset("the my is where you your please thanks thank hi hello order not have has "
-                    "what when how can why did does was refund still yet and with".split()),
-    "de": frozenset("ich mein meine nicht ist wo wann bitte danke hallo bestellung und mit "
-                    "noch kein keine habe wurde warum sie paket rechnung geld zurück".split()),
-    "fr": frozenset("je mon ma mes est où quand merci bonjour commande pas avec pour vous "
-                    "toujours reçu colis remboursement et une le la les".split()),
-    "es": frozenset("mi mis es dónde donde cuándo cuando gracias hola pedido no con para "
-                    "usted todavía recibido el los las y una reembolso tienen".split()),
-    "pt": frozenset("meu minha meus é onde quando obrigado obrigada olá oi pedido não com "
-                    "para você ainda recebi encomenda reembolso vocês tem".split()),
-    "it": frozenset("il mio mia è dove quando grazie ciao ordine non con per ancora "
-                    "ricevuto pacco rimborso sono gli della buongiorno".split()),
-    "nl": frozenset("mijn ik is waar wanneer bedankt hallo bestelling niet met voor nog "
-                    "geen pakket".split()),
-}
+# Word frequencies per language from the project's authored training data (see
+# training/language_lexicon.py); they settle short Latin-script messages, where langdetect's
+# character n-grams have too little to go on.
+LEXICON_FILE = Path(__file__).parent / "resources" / "language_lexicon.json"
+_SHORT_WORDS = 6
+_LEXICON_WEIGHT = 3.0
+
+
+class _WordModel:
+    """Naive Bayes over words with add-one smoothing, among the lexicon's languages."""
+
+    def __init__(self, path: Path) -> None:
+        raw = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        self.languages = tuple(sorted(raw))
+        self._logp: dict[str, dict[str, float]] = {}
+        self._unk: dict[str, float] = {}
+        vocab = {w for words in raw.values() for w in words}
+        for lang, words in raw.items():
+            total = sum(words.values()) + len(vocab)
+            self._logp[lang] = {w: math.log((c + 1) / total) for w, c in words.items()}
+            self._unk[lang] = math.log(1 / total)
+        self._vocab = vocab
+
+    def log_probs(self, words: list[str]) -> dict[str, float]:
+        known = [w for w in words if w in self._vocab]
+        if not known:
+            return {}
+        return {lang: sum(self._logp[lang].get(w, self._unk[lang]) for w in known)
+                for lang in self.languages}
 
 
 @dataclass(frozen=True)
 class LanguageResult:
     language: str
     confidence: float
-    method: str  # "script", "langdetect", "markers" or "empty"
+    method: str  # "script", "langdetect", "short-text", "hint" or "empty"
 
     def to_dict(self) -> dict[str, object]:
         return {"code": self.language, "confidence": round(self.confidence, 4), "method": self.method}
@@ -115,6 +132,22 @@ class LanguageDetector:
         self._factory = None
         self._lock = threading.Lock()
         self._cached = lru_cache(maxsize=4096)(self._detect_uncached)
+        self._words = _WordModel(LEXICON_FILE)
+
+    def _short_latin(
+        self, words: list[str], probs: list[tuple[str, float]], share: float
+    ) -> LanguageResult:
+        """Combine langdetect's probabilities with the word model's posterior."""
+        scores = {lang: math.log(1e-3) for lang in self._words.languages}
+        for lang, p in probs:
+            if lang in scores:
+                scores[lang] = math.log(max(p, 1e-3))
+        for lang, lp in self._words.log_probs(words).items():
+            scores[lang] += _LEXICON_WEIGHT * lp
+        best = max(scores, key=lambda k: scores[k])
+        top = max(scores.values())
+        z = sum(math.exp(v - top) for v in scores.values())
+        return LanguageResult(best, share / z, "short-text")
 
     def _get_factory(self):  # type: ignore[no-untyped-def]
         if self._factory is None:
@@ -170,11 +203,14 @@ class LanguageDetector:
         candidates = _FAMILY_CANDIDATES.get(script)
         if candidates is None:
             return LanguageResult(UNDETERMINED, 0.0, "empty")
-        probs = self._langdetect(cleaned, candidates)
-        if script == "latin" and len(words) <= 6:
-            marker = _marker_vote(words)
-            if marker and (not probs or probs[0][0] != marker or probs[0][1] < 0.9):
-                return LanguageResult(marker, 0.8 * share, "markers")
+        if script == "cyrillic" and not _UKRAINIAN_RE.search(cleaned):
+            return LanguageResult("ru", 0.95 * share, "script")
+        if script == "arabic" and not _PERSIAN_URDU_RE.search(cleaned):
+            return LanguageResult("ar", 0.95 * share, "script")
+        short = script == "latin" and len(words) < _SHORT_WORDS and bool(self._words.languages)
+        probs = self._langdetect(cleaned, self._words.languages if short else candidates)
+        if short:
+            return self._short_latin(words, probs, share)
         if not probs:
             return LanguageResult(_FAMILY_DEFAULT[script], 0.5 * share, "script")
         lang, prob = probs[0]
@@ -184,17 +220,3 @@ class LanguageDetector:
 def _iso(code: str) -> str:
     """langdetect uses ``zh-cn``/``zh-tw``; everything else is already ISO 639-1."""
     return code.split("-")[0]
-
-
-def _marker_vote(words: list[str]) -> str | None:
-    scores: dict[str, int] = {}
-    for word in words:
-        for lang, markers in _LATIN_MARKERS.items():
-            if word in markers:
-                scores[lang] = scores.get(lang, 0) + 1
-    if not scores:
-        return None
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-        return None
-    return ranked[0][0]

@@ -1,0 +1,142 @@
+"""Knowledge base: placeholders, fallback language, refusal, run-time edits, persistence."""
+
+import numpy as np
+import pytest
+
+from triage.kb import Article, ArticleError, KnowledgeBaseIndex, fill_placeholders
+
+
+def _articles():
+    return [
+        Article("order-status", "orders_shipping", "Where is my order?",
+                replies={"en": "Hi {customer_name}, order {order_id} ships via {tracking_url}.",
+                         "de": "Hallo {customer_name}, Bestellung {order_id}: {tracking_url}"},
+                questions={"en": ["where is my order", "my parcel has not arrived"]}),
+        Article("password-reset", "account_security", "Reset password",
+                replies={"en": "Hi {customer_name}, reset here: {reset_link}"},
+                questions={"en": ["i forgot my password", "cannot log in password"]}),
+        Article("refund-timeline", "returns_refunds", "Refund timeline",
+                replies={"en": "Hi {customer_name}, refunds take {refund_days} days.",
+                         "fr": "Bonjour {customer_name}, {refund_days} jours."},
+                questions={"en": ["when do i get my refund", "refund still not received"]}),
+    ]
+
+
+@pytest.fixture()
+def index(fake_embedder):
+    return KnowledgeBaseIndex(fake_embedder).build(_articles())
+
+
+def test_fill_placeholders_lists_what_is_missing():
+    text, missing = fill_placeholders("Hi {customer_name}, order {order_id} {order_id}",
+                                      {"customer_name": "Ana", "order_id": ""})
+    assert text == "Hi Ana, order {order_id} {order_id}"
+    assert missing == ["order_id"]
+    text, missing = fill_placeholders("{a}{b}", {"a": 1, "b": {"nested": 1}})
+    assert text == "1{b}" and missing == ["b"]
+    long_text, _ = fill_placeholders("{a}", {"a": "x" * 10_000})
+    assert len(long_text) == 500
+
+
+def test_suggest_fills_context_and_reports_missing(index, fake_embedder):
+    q = fake_embedder.encode_queries(["where is my order please"])[0]
+    res = index.suggest(q, language="en", context={"customer_name": "Mia", "order_id": "A1"}, top_k=1)
+    assert res.confident
+    item = res.suggestions[0]
+    assert item.article_id == "order-status"
+    assert item.text.startswith("Hi Mia, order A1")
+    assert item.missing_placeholders == ["tracking_url"]
+    assert "{tracking_url}" in item.text  # unfilled stays visible, and is listed
+
+
+def test_reply_in_requested_language_or_marked_fallback(index, fake_embedder):
+    q = fake_embedder.encode_queries(["where is my order please"])[0]
+    de = index.suggest(q, language="de", top_k=1).suggestions[0]
+    assert (de.language, de.fallback) == ("de", False)
+    ja = index.suggest(q, language="ja", top_k=1).suggestions[0]
+    assert (ja.language, ja.fallback) == ("en", True)
+    assert ja.text.startswith("Hi ")
+
+
+def test_no_confident_suggestion_below_threshold(index, fake_embedder):
+    index.threshold = 0.99
+    res = index.suggest(fake_embedder.encode_queries(["zzz qqq xxx"])[0], language="en")
+    assert not res.confident and res.suggestions == []
+    assert res.to_dict()["reason"] == "no confident suggestion"
+
+
+def test_calibrated_threshold_separates_questions_from_noise(index):
+    threshold = index.calibrate(negatives=["qwerty uiop", "zxcvb nm"], min_recall=0.9)
+    assert -1.0 <= threshold <= 1.0
+    assert index.threshold == threshold
+
+
+def test_department_preference(index, fake_embedder):
+    q = fake_embedder.encode_queries(["refund order"])[0]
+    index.department_boost = 10.0
+    assert index.search(q, top_k=1, department="account_security")[0][0] == "password-reset"
+
+
+def test_add_update_delete_at_run_time(index, fake_embedder):
+    q = fake_embedder.encode_queries(["gift wrapping for a birthday present"])[0]
+    new = Article("gift-wrap", "pre_sales", "Gift wrapping", replies={"en": "Yes, we wrap gifts."},
+                  questions={"en": ["gift wrapping for a birthday", "can you wrap a present"]})
+    assert index.upsert(new) is True
+    assert index.search(q, top_k=1)[0][0] == "gift-wrap"
+    new.replies["en"] = "Updated reply"
+    assert index.upsert(new) is False
+    assert index.suggest(q, language="en", top_k=1).suggestions[0].text == "Updated reply"
+    assert index.delete("gift-wrap") is True
+    assert index.delete("gift-wrap") is False
+    assert "gift-wrap" not in [a for a, _ in index.search(q, top_k=5)]
+
+
+def test_save_and_load_round_trip(index, fake_embedder, tmp_path):
+    index.priors = {"order-status": 0.01}
+    index.save(tmp_path)
+    loaded = KnowledgeBaseIndex.load(tmp_path, fake_embedder)
+    q = fake_embedder.encode_queries(["refund still not received"])
+    np.testing.assert_allclose(loaded.article_scores(q)[0], index.article_scores(q)[0], rtol=1e-6)
+    assert loaded.priors == index.priors
+    assert loaded.articles["order-status"].replies == index.articles["order-status"].replies
+
+
+def test_article_validation():
+    with pytest.raises(ArticleError, match="replies"):
+        Article.from_dict({"id": "x", "department": "general"})
+    with pytest.raises(ArticleError, match="lowercase"):
+        Article.from_dict({"id": "Bad Id!", "department": "general", "replies": {"en": "hi"}})
+
+
+def test_shipped_knowledge_base_is_complete(kb_articles):
+    articles, negatives = kb_articles
+    assert len(articles) >= 80
+    required = {"en", "zh", "de", "fr", "es", "ja", "pt", "it", "ko", "ru"}
+    for art in articles:
+        assert required <= set(art.replies), (art.id, required - set(art.replies))
+        placeholders = {frozenset(fill_placeholders(r, {})[1]) for r in art.replies.values()}
+        assert len(placeholders) == 1, f"{art.id}: languages use different placeholders"
+        assert len(art.questions.get("en", [])) >= 3
+    departments = {a.department for a in articles}
+    assert len(departments) == 8
+    assert len(negatives) >= 50
+
+
+@pytest.mark.real_model
+def test_cross_lingual_retrieval_with_real_model(use_embedder, kb_articles):
+    """A German or Korean message finds the article whose examples are English/Chinese."""
+    articles, _ = kb_articles
+    index = KnowledgeBaseIndex(use_embedder).build(
+        [Article(a.id, a.department, a.title, {"en": a.replies["en"]},
+                 {k: v for k, v in a.questions.items() if k in ("en", "zh")}) for a in articles]
+    )
+    queries = {
+        "Ich habe mein Passwort vergessen und komme nicht mehr in mein Konto.": "password-reset",
+        "Mir wurde derselbe Betrag zweimal von der Kreditkarte abgebucht.": "double-charge",
+        "비밀번호를 잊어버렸어요. 재설정하고 싶어요.": "password-reset",
+        "Le colis est marqué livré mais je n'ai rien reçu.": "delivered-not-received",
+    }
+    vecs = use_embedder.encode_queries(list(queries))
+    for vec, (text, expected) in zip(vecs, queries.items()):
+        top3 = [aid for aid, _ in index.search(vec, top_k=3)]
+        assert expected in top3, (text, top3)
