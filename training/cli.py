@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lexical", action="store_true", help="embeddings only, no TF-IDF features")
     p.add_argument("--dense-weight", type=float, default=None)
     p.add_argument("--C", type=float, default=None, help="inverse regularisation of the heads")
+    p.add_argument("--loss", choices=["logistic", "hinge"], default=None,
+                   help="head type: logistic regression (default) or linear SVM")
     p.add_argument("--cv", type=int, default=None, help="calibration folds (default 3)")
     p.add_argument("--kb", metavar="DIR", help="also index this knowledge base (dir with articles/)")
     p.add_argument("--version", help="bundle version (default: timestamp)")
@@ -142,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.encoder = args.encoder
     if args.no_lexical:
         config.lexical = False
-    for name in ("dense_weight", "C", "cv"):
+    for name in ("dense_weight", "C", "cv", "loss"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     articles, negatives = load_kb_dir(args.kb) if args.kb else (None, None)

@@ -77,3 +77,39 @@ def evaluate_kb(service: TriageService, queries: list[dict[str, str]], batch: in
     if cross:
         out["cross_lingual"] = _summary(cross)
     return out
+
+
+def evaluate_bitext(service: TriageService, csv_path: str | Path, intent_map: dict[str, list[str]],
+                    batch: int = 64, progress: bool = False) -> dict[str, object]:
+    """Recall@1/3 of suggestions on Bitext's instructions, an answer counting when it is any
+    article mapped to the row's intent. Refusals count as misses."""
+    import csv
+
+    from tqdm.auto import tqdm
+
+    with Path(csv_path).open(newline="", encoding="utf-8") as f:
+        rows = [(r["instruction"], r["intent"]) for r in csv.DictReader(f)]
+    mapped = [(t, i) for t, i in rows if intent_map.get(i)]
+    hits1 = hits3 = refused = 0
+    per_intent: dict[str, list[int]] = defaultdict(list)
+    for start in tqdm(range(0, len(mapped), batch), disable=not progress, desc="bitext"):
+        chunk = mapped[start:start + batch]
+        analyses = service.analyze_many([MessageInput(text=t, top_k=3) for t, _ in chunk])
+        for (_, intent), a in zip(chunk, analyses):
+            ids = [s.article_id for s in a.suggestions.suggestions] if a.suggestions else []
+            ok = set(intent_map[intent])
+            hits1 += bool(ids[:1]) and ids[0] in ok
+            hit3 = any(i in ok for i in ids[:3])
+            hits3 += hit3
+            refused += not (a.suggestions and a.suggestions.confident)
+            per_intent[intent].append(int(hit3))
+    n = len(mapped)
+    return {
+        "n": n,
+        "unmapped_rows": len(rows) - n,
+        "unmapped_intents": sorted(i for i, arts in intent_map.items() if not arts),
+        "recall_at_1": hits1 / n if n else 0.0,
+        "recall_at_3": hits3 / n if n else 0.0,
+        "refused": refused / n if n else 0.0,
+        "recall_at_3_per_intent": {i: round(sum(v) / len(v), 3) for i, v in sorted(per_intent.items())},
+    }

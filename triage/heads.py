@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
 from sklearn.pipeline import FeatureUnion
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -45,11 +46,13 @@ class HeadPrediction:
 
 
 class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
-    """Logistic regression with temperature scaling and confidence bands.
+    """A linear classifier with temperature-scaled probabilities and confidence bands.
 
     Parameters
     ----------
-    C : inverse regularisation strength of the logistic regression.
+    C : inverse regularisation strength.
+    loss : ``"logistic"`` (LogisticRegression) or ``"hinge"`` (LinearSVC, squared hinge; its
+        decision values become probabilities through the same temperature-scaled softmax).
     cv : folds for the out-of-fold predictions that calibrate temperature and bands
         (0 or too few samples per class: no calibration, T=1 and default bands).
     high_precision : accuracy the ``high`` band must reach on out-of-fold predictions.
@@ -61,6 +64,7 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         C: float = 10.0,
+        loss: str = "logistic",
         cv: int = 3,
         high_precision: float = 0.97,
         review_precision: float = 0.90,
@@ -69,6 +73,7 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         random_state: int = 0,
     ) -> None:
         self.C = C
+        self.loss = loss
         self.cv = cv
         self.high_precision = high_precision
         self.review_precision = review_precision
@@ -76,7 +81,12 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.random_state = random_state
 
-    def _new_lr(self) -> LogisticRegression:
+    def _new_lr(self) -> LogisticRegression | LinearSVC:
+        if self.loss == "hinge":
+            return LinearSVC(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight,
+                             random_state=self.random_state)
+        if self.loss != "logistic":
+            raise ValueError(f"loss must be 'logistic' or 'hinge', got {self.loss!r}")
         return LogisticRegression(
             C=self.C,
             max_iter=self.max_iter,
@@ -85,7 +95,7 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         )
 
     @staticmethod
-    def _logits(lr: LogisticRegression, X: object) -> np.ndarray:
+    def _logits(lr: LogisticRegression | LinearSVC, X: object) -> np.ndarray:
         d = lr.decision_function(X)
         if d.ndim == 1:  # binary: LogisticRegression returns the log-odds of classes_[1]
             d = np.column_stack([np.zeros_like(d), d])

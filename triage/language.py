@@ -48,6 +48,7 @@ _PERSIAN_URDU_RE = re.compile("[پچژگکیٹڈڑےں]")
 # character n-grams have too little to go on.
 LEXICON_FILE = Path(__file__).parent / "resources" / "language_lexicon.json"
 _SHORT_WORDS = 6
+_MEDIUM_WORDS = 25
 _LEXICON_WEIGHT = 3.0
 
 
@@ -78,7 +79,7 @@ class _WordModel:
 class LanguageResult:
     language: str
     confidence: float
-    method: str  # "script", "langdetect", "short-text", "hint" or "empty"
+    method: str  # "script", "langdetect", "langdetect+lexicon", "hint" or "empty"
 
     def to_dict(self) -> dict[str, object]:
         return {"code": self.language, "confidence": round(self.confidence, 4), "method": self.method}
@@ -147,7 +148,7 @@ class LanguageDetector:
         best = max(scores, key=lambda k: scores[k])
         top = max(scores.values())
         z = sum(math.exp(v - top) for v in scores.values())
-        return LanguageResult(best, share / z, "short-text")
+        return LanguageResult(best, share / z, "langdetect+lexicon")
 
     def _get_factory(self):  # type: ignore[no-untyped-def]
         if self._factory is None:
@@ -207,10 +208,14 @@ class LanguageDetector:
             return LanguageResult("ru", 0.95 * share, "script")
         if script == "arabic" and not _PERSIAN_URDU_RE.search(cleaned):
             return LanguageResult("ar", 0.95 * share, "script")
-        short = script == "latin" and len(words) < _SHORT_WORDS and bool(self._words.languages)
-        probs = self._langdetect(cleaned, self._words.languages if short else candidates)
+        lexicon = self._words.languages
+        short = script == "latin" and len(words) < _SHORT_WORDS and bool(lexicon)
+        probs = self._langdetect(cleaned, lexicon if short else candidates)
         if short:
             return self._short_latin(words, probs, share)
+        if script == "latin" and len(words) < _MEDIUM_WORDS and probs and probs[0][0] in lexicon:
+            # Neighbours (es/pt, fr/it) still get confused up to a sentence or two.
+            return self._short_latin(words, [p for p in probs if p[0] in lexicon], share)
         if not probs:
             return LanguageResult(_FAMILY_DEFAULT[script], 0.5 * share, "script")
         lang, prob = probs[0]

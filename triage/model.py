@@ -31,7 +31,8 @@ class TrainingConfig:
         encoder: embedder spec (see :func:`triage.embedders.make_embedder`).
         lexical: add TF-IDF word + char n-gram features to the embedding.
         dense_weight: scale of the L2-normalised embedding relative to the TF-IDF block.
-        C: inverse regularisation of every head's logistic regression.
+        C: inverse regularisation of every head.
+        loss: ``logistic`` (logistic regression) or ``hinge`` (linear SVM) for every head.
         cv: folds for calibration and band thresholds.
         high_precision: out-of-fold accuracy the ``high`` band must reach.
         review_precision: out-of-fold accuracy below which a prediction ``needs_review``.
@@ -43,6 +44,7 @@ class TrainingConfig:
     lexical: bool = True
     dense_weight: float = 2.0
     C: float = 10.0
+    loss: str = "logistic"
     cv: int = 3
     high_precision: float = 0.97
     review_precision: float = 0.90
@@ -105,7 +107,8 @@ class TriageModel:
             y = np.array([labels[i] for i in idx], dtype=object)
             log.info("fitting head %r on %d rows, %d classes", head, len(idx), len(set(y)))
             self.heads_[head] = CalibratedLinearHead(
-                C=self.config.C, cv=self.config.cv, high_precision=self.config.high_precision,
+                C=self.config.C, loss=self.config.loss, cv=self.config.cv,
+                high_precision=self.config.high_precision,
                 review_precision=self.config.review_precision,
             ).fit(X[idx], y)
         return self

@@ -7,7 +7,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from triage.heads import CalibratedLinearHead, coverage_curve, threshold_for_precision
 
 
-@parametrize_with_checks([CalibratedLinearHead(cv=2, max_iter=200)])
+@parametrize_with_checks(
+    [CalibratedLinearHead(cv=2, max_iter=200), CalibratedLinearHead(loss="hinge", cv=2, max_iter=2000)]
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -20,9 +22,10 @@ def _blobs(n=600, k=4, seed=0):
     return X, np.array([f"class_{i}" for i in y], dtype=object)
 
 
-def test_outputs_are_labels_with_calibrated_probabilities():
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+def test_outputs_are_labels_with_calibrated_probabilities(loss):
     X, y = _blobs()
-    head = CalibratedLinearHead().fit(X[:400], y[:400])
+    head = CalibratedLinearHead(loss=loss).fit(X[:400], y[:400])
     proba = head.predict_proba(X[400:])
     assert proba.shape == (200, 4)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)

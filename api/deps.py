@@ -1,0 +1,87 @@
+"""Route dependencies as ``Annotated`` aliases: runtime, served model, storage and auth roles."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from triage.service import TriageService
+
+from .auth import KeyRing, Principal
+from .batching import MicroBatcher
+from .decision_log import DecisionLog
+from .errors import ApiError
+from .metrics import ServiceMetrics
+from .serving import ServedModel
+from .settings import Settings
+from .storage import Storage
+
+
+@dataclass
+class Runtime:
+    """Everything the lifespan builds, held on ``app.state.runtime`` while the app runs."""
+
+    settings: Settings
+    metrics: ServiceMetrics
+    storage: Storage
+    keys: KeyRing
+    served: ServedModel
+    batcher: MicroBatcher
+    executor: ThreadPoolExecutor
+    decision_log: DecisionLog
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        raise ApiError(503, "the service is starting", "not_ready", headers={"Retry-After": "2"})
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_service(runtime: RuntimeDep) -> TriageService:
+    return runtime.served.require()
+
+
+def get_storage(runtime: RuntimeDep) -> Storage:
+    return runtime.storage
+
+
+ServiceDep = Annotated[TriageService, Depends(get_service)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="ApiKey",
+    description="`Authorization: Bearer <key>`; keys have the role agent or admin.",
+)
+
+
+def get_principal(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    principal = runtime.keys.authenticate(credentials.credentials if credentials else None)
+    if principal is None:
+        raise ApiError(401, "missing or unknown API key; send 'Authorization: Bearer <key>'",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require_agent(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    return principal  # every valid key is at least an agent
+
+
+def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if not principal.may("admin"):
+        raise ApiError(403, "this endpoint needs an admin key")
+    return principal
+
+
+AgentDep = Annotated[Principal, Depends(require_agent)]
+AdminDep = Annotated[Principal, Depends(require_admin)]
