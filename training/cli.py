@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate-kb", help="Recall@k / MRR of reply suggestions per language")
     p.add_argument("--model", default=str(DEFAULT_MODELS), metavar="DIR")
     p.add_argument("--queries", default=str(DEFAULT_KB / "queries"), metavar="PATH")
+    p.add_argument("--cross-lingual", action="store_true",
+                   help="also score with each query language's example questions removed")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("serve", help="run the HTTP API")
@@ -228,13 +230,15 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_kb(args: argparse.Namespace) -> int:
-    from training.kb_eval import evaluate_kb, load_queries
+    from training.kb_eval import evaluate_kb, evaluate_kb_cross_lingual, load_queries
 
     service = _load_service(args.model)
     if service.kb is None:
         raise UsageError(f"bundle {service.version} has no knowledge-base index; run `triage index`")
     queries = load_queries(args.queries)
     result = evaluate_kb(service, queries, progress=not args.json)
+    if args.cross_lingual:
+        result["cross_lingual"] = evaluate_kb_cross_lingual(service, queries, progress=not args.json)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -244,6 +248,10 @@ def cmd_evaluate_kb(args: argparse.Namespace) -> int:
         for lang, m in result["per_language"].items():
             print(f"  {lang}: R@1 {m['recall_at_1']:.3f}  R@3 {m['recall_at_3']:.3f}  "
                   f"MRR {m['mrr']:.3f}  language match {m['language_match']:.3f}  (n={m['n']})")
+        if "cross_lingual" in result:
+            c = result["cross_lingual"]
+            print(f"cross-lingual (own-language questions removed): R@1 {c['recall_at_1']:.3f}  "
+                  f"R@3 {c['recall_at_3']:.3f}  MRR {c['mrr']:.3f}")
     return 0
 
 

@@ -43,6 +43,33 @@ def _is_cross_lingual(service: TriageService, q: dict[str, str]) -> bool:
     return art is None or q["language"] not in art.questions
 
 
+def evaluate_kb_cross_lingual(service: TriageService, queries: list[dict[str, str]],
+                              batch: int = 64, progress: bool = False) -> dict[str, object]:
+    """Recall with each query language's example questions removed from the index.
+
+    Every query then has no example question in its own language: it must be matched across
+    languages. Returns the same summary as :func:`evaluate_kb` (per language and overall).
+    """
+    import copy as _copy
+
+    assert service.kb is not None
+    full_kb = service.kb
+    rows: list[dict[str, object]] = []
+    try:
+        for lang in sorted({q["language"] for q in queries}):
+            service.kb = full_kb.without_question_language(lang)
+            part = [q for q in queries if q["language"] == lang]
+            result = evaluate_kb(service, part, batch=batch, progress=progress)
+            rows.append({"language": lang, **_copy.deepcopy(result)})
+    finally:
+        service.kb = full_kb
+    n = sum(int(r["n"]) for r in rows)  # type: ignore[call-overload]
+    overall = {k: sum(float(r[k]) * int(r["n"]) for r in rows) / n  # type: ignore[call-overload]
+               for k in ("recall_at_1", "recall_at_3", "mrr", "language_match", "refused")}
+    return {"n": n, **overall,
+            "per_language": {str(r["language"]): {k: r[k] for k in ("n", *overall)} for r in rows}}
+
+
 def evaluate_kb(service: TriageService, queries: list[dict[str, str]], batch: int = 64,
                 progress: bool = False, top_k: int = 3) -> dict[str, object]:
     """Run every query through the full service (language, department, threshold) and score it.

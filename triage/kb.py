@@ -400,6 +400,28 @@ class KnowledgeBaseIndex:
         index.priors = {k: float(v) for k, v in meta.get("priors", {}).items()}
         return index
 
+    def without_question_language(self, language: str) -> KnowledgeBaseIndex:
+        """A copy whose articles lack example questions in ``language`` (no re-embedding).
+
+        Used to measure cross-lingual retrieval: queries in ``language`` must then find their
+        article through questions and titles written in other languages.
+        """
+        copy = KnowledgeBaseIndex(self.embedder, self.default_language, self.department_boost,
+                                  self.threshold)
+        copy.priors = dict(self.priors)
+        with self._lock:
+            for aid, art in self.articles.items():
+                keep, offset = [], 0
+                for lang, qs in art.questions.items():
+                    if lang != language:
+                        keep.extend(range(offset, offset + len(qs)))
+                    offset += len(qs)
+                keep.extend(range(offset, len(self._vectors[aid])))  # title / documents
+                copy.articles[aid] = Article(art.id, art.department, art.title, dict(art.replies),
+                                             {k: v for k, v in art.questions.items() if k != language})
+                copy._vectors[aid] = self._vectors[aid][keep]
+        return copy
+
     @property
     def languages(self) -> list[str]:
         with self._lock:

@@ -140,3 +140,17 @@ def test_cross_lingual_retrieval_with_real_model(use_embedder, kb_articles):
     for vec, (text, expected) in zip(vecs, queries.items()):
         top3 = [aid for aid, _ in index.search(vec, top_k=3)]
         assert expected in top3, (text, top3)
+
+
+def test_without_question_language_drops_only_that_language(fake_embedder):
+    arts = _articles()
+    arts[0].questions["de"] = ["wo ist mein paket"]
+    index = KnowledgeBaseIndex(fake_embedder).build(arts)
+    copy = index.without_question_language("de")
+    assert "de" not in copy.articles["order-status"].questions
+    assert len(copy._vectors["order-status"]) == len(index._vectors["order-status"]) - 1
+    q = fake_embedder.encode_queries(["wo ist mein paket"])
+    full_scores, _ = index.article_scores(q)
+    cut_scores, _ = copy.article_scores(q)
+    assert cut_scores.max() < full_scores.max()
+    assert index.articles["order-status"].questions["de"] == ["wo ist mein paket"]
