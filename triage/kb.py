@@ -164,6 +164,7 @@ class KnowledgeBaseIndex:
         self.default_language = default_language
         self.department_boost = department_boost
         self.threshold = threshold
+        self.language_thresholds: dict[str, float] = {}
         self.articles: dict[str, Article] = {}
         self.priors: dict[str, float] = {}
         self._vectors: dict[str, np.ndarray] = {}  # article id -> (n_entries, dim)
@@ -311,7 +312,8 @@ class KnowledgeBaseIndex:
     ) -> SuggestionResult:
         hits = self.search(query_vec, top_k=top_k, department=department)
         best = hits[0][1] if hits else 0.0
-        confident = bool(hits) and best >= self.threshold
+        threshold = self.threshold_for(language)
+        confident = bool(hits) and best >= threshold
         items = []
         if confident:
             for aid, score in hits:
@@ -327,22 +329,28 @@ class KnowledgeBaseIndex:
                 text, missing = fill_placeholders(art.replies[lang], context or {})
                 items.append(Suggestion(aid, art.title, art.department, score, lang, fallback,
                                         text, missing))
-        return SuggestionResult(items, confident, best, self.threshold)
+        return SuggestionResult(items, confident, best, threshold)
 
     # -- calibration ------------------------------------------------------------------------
-    def calibrate(self, negatives: Sequence[str] = (), min_recall: float = 0.97) -> float:
-        """Set the refusal threshold from the KB itself.
+    def calibrate(self, negatives: Sequence[str] = (), min_recall: float = 0.97,
+                  negative_languages: Sequence[str] | None = None) -> float:
+        """Set the refusal thresholds from the KB itself, globally and per language.
 
-        Positives: every example question scored leave-one-out (its own entry masked) against
-        its own article. Negatives: messages no article answers. The threshold sits at the 95th
-        percentile of negative scores, capped so that ``min_recall`` of positives still pass.
+        Positives: every example question scored leave-one-out (itself left out of its
+        article's entries and centroid) against its own article. Negatives: messages no article
+        answers. A threshold sits at the 95th percentile of negative scores, capped so that
+        ``min_recall`` of positives still pass. Scores differ by language in a multilingual
+        space (Korean runs lower than English here), so every language with enough example
+        questions gets its own threshold; ``negative_languages`` gives the negatives' languages.
         """
         with self._lock:
             ids = list(self.articles)
             vectors = {i: self._vectors[i] for i in ids}
-        pos_scores = []
+        pos_scores: list[float] = []
+        pos_langs: list[str] = []
         for aid in ids:
-            nq = sum(len(v) for v in self.articles[aid].questions.values())
+            art = self.articles[aid]
+            nq = sum(len(v) for v in art.questions.values())
             vecs = vectors[aid]
             if nq < 2:
                 continue
@@ -352,17 +360,35 @@ class KnowledgeBaseIndex:
             loo_centroid = q.sum(axis=0)[None, :] - q
             loo_centroid /= np.linalg.norm(loo_centroid, axis=1, keepdims=True)
             pos_scores.extend(0.5 * (sims.max(axis=1) + (q * loo_centroid).sum(axis=1)))
+            pos_langs.extend(lang for lang, qs in art.questions.items() for _ in qs)
         if not pos_scores:
             return self.threshold
-        pos = np.array(pos_scores)
-        cap = float(np.quantile(pos, 1.0 - min_recall))
+        pos, plangs = np.array(pos_scores), np.array(pos_langs)
+        neg = np.zeros(0)
         if len(negatives):
             neg_scores, _ = self.article_scores(self.embedder.encode_queries(list(negatives)))
             neg = neg_scores.max(axis=1)
-            self.threshold = min(float(np.quantile(neg, 0.95)), cap)
-        else:
-            self.threshold = cap
+        if negative_languages is None:
+            from .language import LanguageDetector
+
+            detector = LanguageDetector()
+            negative_languages = [detector.detect(t).language for t in negatives]
+        nlangs = np.array(list(negative_languages), dtype=object)
+
+        def threshold(p: np.ndarray, n: np.ndarray) -> float:
+            cap = float(np.quantile(p, 1.0 - min_recall))
+            return min(float(np.quantile(n, 0.95)), cap) if len(n) else cap
+
+        self.threshold = threshold(pos, neg)
+        self.language_thresholds = {
+            lang: threshold(pos[plangs == lang],
+                            neg[nlangs == lang] if (nlangs == lang).sum() >= 5 else neg)
+            for lang in sorted(set(pos_langs)) if (plangs == lang).sum() >= 20
+        }
         return self.threshold
+
+    def threshold_for(self, language: str | None) -> float:
+        return self.language_thresholds.get(language or "", self.threshold)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -378,6 +404,7 @@ class KnowledgeBaseIndex:
                 "encoder": self.embedder.spec,
                 "ids": ids,
                 "threshold": self.threshold,
+                "language_thresholds": self.language_thresholds,
                 "default_language": self.default_language,
                 "department_boost": self.department_boost,
                 "priors": self.priors,
@@ -398,6 +425,7 @@ class KnowledgeBaseIndex:
             index._vectors = {aid: z[f"a_{n}"] for n, aid in enumerate(meta["ids"])}
         index.articles = {a.id: a for a in arts}
         index.priors = {k: float(v) for k, v in meta.get("priors", {}).items()}
+        index.language_thresholds = {k: float(v) for k, v in meta.get("language_thresholds", {}).items()}
         return index
 
     def without_question_language(self, language: str) -> KnowledgeBaseIndex:
@@ -409,6 +437,7 @@ class KnowledgeBaseIndex:
         copy = KnowledgeBaseIndex(self.embedder, self.default_language, self.department_boost,
                                   self.threshold)
         copy.priors = dict(self.priors)
+        copy.language_thresholds = dict(self.language_thresholds)
         with self._lock:
             for aid, art in self.articles.items():
                 keep, offset = [], 0

@@ -36,6 +36,7 @@ class TrainingConfig:
         cv: folds for calibration and band thresholds.
         high_precision: out-of-fold accuracy the ``high`` band must reach.
         review_precision: out-of-fold accuracy below which a prediction ``needs_review``.
+        n_jobs: processes for the calibration folds of each head.
         urgency_head: name of the head that never-miss signals may raise.
         urgency_levels: that head's levels from least to most urgent.
     """
@@ -48,6 +49,7 @@ class TrainingConfig:
     cv: int = 3
     high_precision: float = 0.97
     review_precision: float = 0.90
+    n_jobs: int = 2
     urgency_head: str = "urgency"
     urgency_levels: list[str] = field(default_factory=lambda: ["low", "normal", "high", "urgent"])
 
@@ -109,7 +111,7 @@ class TriageModel:
             self.heads_[head] = CalibratedLinearHead(
                 C=self.config.C, loss=self.config.loss, cv=self.config.cv,
                 high_precision=self.config.high_precision,
-                review_precision=self.config.review_precision,
+                review_precision=self.config.review_precision, n_jobs=self.config.n_jobs,
             ).fit(X[idx], y)
         return self
 

@@ -154,3 +154,17 @@ def test_without_question_language_drops_only_that_language(fake_embedder):
     cut_scores, _ = copy.article_scores(q)
     assert cut_scores.max() < full_scores.max()
     assert index.articles["order-status"].questions["de"] == ["wo ist mein paket"]
+
+
+def test_thresholds_per_language(fake_embedder):
+    arts = _articles()
+    for a in arts:
+        a.questions["de"] = [f"frage {i} zu {a.title}" for i in range(12)]
+        a.questions["en"] = a.questions["en"] + [f"question {i} about {a.title}" for i in range(10)]
+    index = KnowledgeBaseIndex(fake_embedder).build(arts)
+    index.calibrate(["völlig anderes thema", "something unrelated entirely"], min_recall=0.9)
+    assert set(index.language_thresholds) == {"de", "en"}
+    assert index.threshold_for("de") == index.language_thresholds["de"]
+    assert index.threshold_for("xx") == index.threshold
+    q = fake_embedder.encode_queries(["frage 1 zu Reset password"])[0]
+    assert index.suggest(q, language="de").threshold == index.language_thresholds["de"]
