@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dense-weight", type=float, default=None)
     p.add_argument("--C", type=float, default=None, help="inverse regularisation of the heads")
     p.add_argument("--loss", choices=["logistic", "hinge"], default=None,
-                   help="head type: logistic regression (default) or linear SVM")
+                   help="head type: linear SVM (hinge, default) or logistic regression")
     p.add_argument("--cv", type=int, default=None, help="calibration folds (default 3)")
     p.add_argument("--kb", metavar="DIR", help="also index this knowledge base (dir with articles/)")
     p.add_argument("--version", help="bundle version (default: timestamp)")

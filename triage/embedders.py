@@ -169,7 +169,8 @@ class SentenceTransformerEmbedder(_BaseEmbedder):
         if not Path(self.path).is_dir():
             raise FileNotFoundError(f"sentence-transformers model directory not found: {self.path}")
         model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
-        self.dim = int(model.get_sentence_embedding_dimension() or 0)
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 0)
         return model
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:

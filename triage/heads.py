@@ -6,11 +6,13 @@ out-of-fold predictions; the same out-of-fold predictions set the confidence-ban
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from joblib import Parallel, delayed
 from scipy.optimize import minimize_scalar
+from scipy.sparse import csr_matrix, hstack
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -243,3 +245,52 @@ def make_lexical_features() -> FeatureUnion:
                                      min_df=2, max_features=300_000)),
         ]
     )
+
+
+def transform_lexical(features: FeatureUnion, texts: Sequence[str]) -> csr_matrix:
+    """``features.transform(texts)`` for the union :func:`make_lexical_features` builds.
+
+    The same arithmetic as ``TfidfVectorizer.transform`` (counts over the fitted vocabulary,
+    sublinear tf, idf, l2 norm), without scikit-learn's per-call validation, which was most of
+    the cost for one message: 0.5 ms instead of 1.8 ms. Any other union goes through
+    ``transform``.
+    """
+    vectorizers = [v for _, v in features.transformer_list]
+    if features.transformer_weights or not all(
+        type(v) is TfidfVectorizer and v.use_idf and v.norm in ("l2", None) for v in vectorizers
+    ):
+        return csr_matrix(features.transform(texts))
+    return hstack([_tfidf(v, texts) for v in vectorizers], format="csr")
+
+
+def _tfidf(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> csr_matrix:
+    analyze = vectorizer.build_analyzer()
+    vocabulary = vectorizer.vocabulary_
+    indices: list[int] = []
+    counts: list[int] = []
+    indptr = [0]
+    for text in texts:
+        row: dict[int, int] = {}
+        for gram in analyze(text):
+            j = vocabulary.get(gram)
+            if j is not None:
+                row[j] = row.get(j, 0) + 1
+        indices.extend(row)
+        counts.extend(row.values())
+        indptr.append(len(indices))
+    X = csr_matrix((np.asarray(counts, dtype=np.float64), np.asarray(indices, dtype=np.int32),
+                    np.asarray(indptr, dtype=np.int32)), shape=(len(texts), len(vocabulary)))
+    X.sort_indices()
+    if vectorizer.binary:
+        X.data.fill(1.0)
+    if vectorizer.sublinear_tf:
+        np.log(X.data, X.data)
+        X.data += 1.0
+    X.data *= vectorizer.idf_[X.indices]
+    if vectorizer.norm == "l2":
+        rows = np.repeat(np.arange(len(texts)), np.diff(X.indptr))
+        norms = np.sqrt(np.bincount(rows, weights=X.data**2, minlength=len(texts)))
+        norms[norms == 0] = 1.0
+        X.data /= norms[rows]
+    return X.astype(vectorizer.dtype, copy=False)
+

