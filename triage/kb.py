@@ -3,7 +3,8 @@
 Every article contributes several index entries (its example questions in any language, its
 replies in every language); an article's score for a query is its best entry's cosine similarity.
 Languages meet in the multilingual embedding space, so a German message finds an article whose
-examples are English or Chinese.
+examples are English or Chinese. Searches read a :class:`SearchIndex` snapshot: exact up to
+``EXACT_SEARCH_MAX_ARTICLES`` articles, an inverted file over article centroids beyond.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ ARTICLES_FILE = "articles.json"
 INDEX_FILE = "index.npz"
 INDEX_META_FILE = "index.json"
 MAX_CONTEXT_VALUE_CHARS = 500
+
+# Up to this many articles a query is scored against every entry. Measured with
+# ``python -m bench.cost_growth``: exact search of 1,000 articles (28,000 entries) costs as much
+# as the inverted file does at 100,000.
+EXACT_SEARCH_MAX_ARTICLES = 1000
+PROBE_LISTS = 8  # k-means lists (of ~sqrt(n) articles each) a query looks into
+RERANK_ARTICLES = 64  # best articles by centroid that are scored exactly on their entries
 
 
 def prior_key(article_id: str, department: str | None = None) -> str:
@@ -138,6 +146,111 @@ class SuggestionResult:
         }
 
 
+class SearchIndex:
+    """An immutable snapshot of the article vectors, as searches read them.
+
+    ``matrix`` holds every index entry, contiguous per article (``counts`` rows each, in ``ids``
+    order), ``centroids`` one row per article. An article's score is the mean of its best entry
+    and its centroid. Up to ``exact_max`` articles every query scores every entry. Beyond, the
+    articles are grouped by k-means over their centroids (an inverted file): a query scores the
+    centroids of the ``probe`` nearest groups only and re-scores the ``rerank`` best of those
+    exactly on their entries, so its cost no longer grows with the number of articles.
+    ``lists`` are k-means centres to reuse (a rebuild after an edit then skips training).
+    """
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        matrix: np.ndarray,
+        counts: Sequence[int] | np.ndarray,
+        centroids: np.ndarray,
+        departments: Sequence[str],
+        *,
+        exact_max: int = EXACT_SEARCH_MAX_ARTICLES,
+        probe: int = PROBE_LISTS,
+        rerank: int = RERANK_ARTICLES,
+        lists: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.ids = list(ids)
+        self.matrix = matrix
+        counts = np.asarray(counts, dtype=np.int64)
+        if len(counts) != len(self.ids) or (len(counts) and counts.min() < 1):
+            raise ValueError("every article needs at least one entry")
+        self.ends = np.cumsum(counts)
+        self.starts = self.ends - counts
+        self.centroids = centroids
+        self.departments = np.asarray(list(departments), dtype=object)
+        self.positions = {aid: n for n, aid in enumerate(self.ids)}
+        self.probe = probe
+        self.rerank = rerank
+        self.lists: np.ndarray | None = None
+        if len(self.ids) > exact_max:
+            n_lists = max(2, int(round(np.sqrt(len(self.ids)))))
+            usable = lists is not None and lists.shape[1] == centroids.shape[1] and (
+                n_lists / 2 <= len(lists) <= n_lists * 2)
+            self.lists = lists if usable else spherical_kmeans(centroids, n_lists, seed=seed)
+            assign = _nearest(centroids, self.lists)
+            self.members = np.argsort(assign, kind="stable")
+            self.offsets = np.searchsorted(assign[self.members], np.arange(len(self.lists) + 1))
+            self.grouped = np.ascontiguousarray(centroids[self.members])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def exact_scores(self, queries: np.ndarray) -> np.ndarray:
+        """(n_queries, n_articles) scores against every entry."""
+        q = np.atleast_2d(queries).astype(np.float32)
+        out = np.empty((q.shape[0], len(self.ids)), dtype=np.float32)
+        step = max(1, (1 << 24) // max(1, self.matrix.shape[0]))  # sims of <= 64 MB at a time
+        for i in range(0, q.shape[0], step):
+            sims = q[i:i + step] @ self.matrix.T
+            # entries are contiguous per article, so a segmented max gives each article's best
+            best = np.maximum.reduceat(sims, self.starts, axis=1)
+            out[i:i + step] = 0.5 * (best + q[i:i + step] @ self.centroids.T)
+        return out
+
+    def candidates(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(article positions, scores) for one query: every article, or the inverted file's."""
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if self.lists is None:
+            return np.arange(len(self.ids)), self.exact_scores(q)[0]
+        probe = min(self.probe, len(self.lists))
+        nearest = np.argpartition(-(self.lists @ q), probe - 1)[:probe]
+        slices = [(self.offsets[g], self.offsets[g + 1]) for g in nearest]
+        rows = np.concatenate([np.arange(a, b) for a, b in slices])
+        centroid_scores = np.concatenate([self.grouped[a:b] @ q for a, b in slices])
+        keep = min(self.rerank, len(rows))
+        top = np.argpartition(-centroid_scores, keep - 1)[:keep]
+        positions = self.members[rows[top]]
+        best = np.array([float(np.max(self.matrix[self.starts[p]:self.ends[p]] @ q))
+                         for p in positions], dtype=np.float32)
+        return positions, 0.5 * (best + centroid_scores[top])
+
+
+def spherical_kmeans(x: np.ndarray, k: int, iterations: int = 10, seed: int = 0) -> np.ndarray:
+    """``k`` unit-length centres for the unit vectors ``x`` (trained on a sample of 64 per centre)."""
+    from scipy.sparse import csr_matrix
+
+    rng = np.random.default_rng(seed)
+    sample = x[np.sort(rng.choice(len(x), size=min(len(x), 64 * k), replace=False))]
+    centres = sample[rng.choice(len(sample), size=k, replace=False)].copy()
+    for _ in range(iterations):
+        assign = _nearest(sample, centres)
+        onehot = csr_matrix((np.ones(len(sample), dtype=np.float32),
+                             (assign, np.arange(len(sample)))), shape=(k, len(sample)))
+        sums = np.asarray(onehot @ sample)
+        empty = np.flatnonzero(np.bincount(assign, minlength=k) == 0)
+        sums[empty] = sample[rng.choice(len(sample), size=len(empty), replace=False)]
+        centres = (sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+    return centres
+
+
+def _nearest(x: np.ndarray, centres: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    return np.concatenate([np.argmax(x[i:i + chunk] @ centres.T, axis=1)
+                           for i in range(0, len(x), chunk)]) if len(x) else np.zeros(0, np.int64)
+
+
 class KnowledgeBaseIndex:
     """Embedding index over articles with run-time add/update/delete and calibrated refusal.
 
@@ -169,10 +282,8 @@ class KnowledgeBaseIndex:
         self.priors: dict[str, float] = {}
         self._vectors: dict[str, np.ndarray] = {}  # article id -> (n_entries, dim)
         self._lock = threading.RLock()
-        self._matrix: np.ndarray | None = None
-        self._owner: np.ndarray | None = None
-        self._centroids: np.ndarray | None = None
-        self._ids: list[str] = []
+        self._search: SearchIndex | None = None  # rebuilt on the first search after an edit
+        self._lists: np.ndarray | None = None  # k-means centres of the last inverted file
 
     # -- building and run-time edits ---------------------------------------------------------
     @staticmethod
@@ -211,7 +322,7 @@ class KnowledgeBaseIndex:
         with self._lock:
             self.articles = {a.id: a for a in arts}
             self._vectors = vectors
-            self._matrix = None
+            self._search = None
         return self
 
     def upsert(self, article: Article) -> bool:
@@ -221,7 +332,7 @@ class KnowledgeBaseIndex:
             created = article.id not in self.articles
             self.articles[article.id] = article
             self._vectors[article.id] = vectors[article.id]
-            self._matrix = None
+            self._search = None
         return created
 
     def delete(self, article_id: str) -> bool:
@@ -230,7 +341,7 @@ class KnowledgeBaseIndex:
                 return False
             del self.articles[article_id]
             del self._vectors[article_id]
-            self._matrix = None
+            self._search = None
             return True
 
     def _centroid(self, article_id: str) -> np.ndarray:
@@ -240,23 +351,29 @@ class KnowledgeBaseIndex:
         c = (vecs[:nq] if nq else vecs).mean(axis=0)
         return (c / (np.linalg.norm(c) or 1.0)).astype(np.float32)
 
-    def _snapshot(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def search_index(self) -> SearchIndex:
+        """The current snapshot, built on first use after an edit (see :meth:`warm_up`)."""
         with self._lock:
-            if self._matrix is None:
+            if self._search is None:
                 ids = sorted(self._vectors)
                 dim = self.embedder.dim or 1
-                if ids:
-                    self._matrix = np.vstack([self._vectors[i] for i in ids])
-                    self._owner = np.concatenate(
-                        [np.full(len(self._vectors[i]), n, dtype=np.int32) for n, i in enumerate(ids)]
-                    )
-                    self._centroids = np.vstack([self._centroid(i) for i in ids])
-                else:
-                    self._matrix = np.zeros((0, dim), dtype=np.float32)
-                    self._owner = np.zeros(0, dtype=np.int32)
-                    self._centroids = np.zeros((0, dim), dtype=np.float32)
-                self._ids = ids
-            return self._matrix, self._owner, self._ids  # type: ignore[return-value]
+                counts = [len(self._vectors[i]) for i in ids]
+                matrix = (np.vstack([self._vectors[i] for i in ids]) if ids
+                          else np.zeros((0, dim), dtype=np.float32))
+                centroids = (np.vstack([self._centroid(i) for i in ids]) if ids
+                             else np.zeros((0, dim), dtype=np.float32))
+                self._search = SearchIndex(ids, matrix, counts, centroids,
+                                           [self.articles[i].department for i in ids],
+                                           lists=self._lists)
+                self._lists = self._search.lists
+                # Keep one copy of the vectors: each article's array becomes a view of the matrix.
+                for aid, start, end in zip(ids, self._search.starts, self._search.ends):
+                    self._vectors[aid] = matrix[start:end]
+            return self._search
+
+    def warm_up(self) -> None:
+        """Build the search snapshot now rather than on the first query."""
+        self.search_index()
 
     # -- search -----------------------------------------------------------------------------
     def article_scores(self, query_vecs: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -266,17 +383,10 @@ class KnowledgeBaseIndex:
         article's example questions (the topic as a whole); on the evaluation queries this beat
         either alone (see README, "Knowledge base").
         """
-        with self._lock:
-            matrix, owner, ids = self._snapshot()
-            centroids = self._centroids
-        q = np.atleast_2d(query_vecs).astype(np.float32)
-        if not ids:
-            return np.zeros((q.shape[0], 0), dtype=np.float32), ids
-        sims = q @ matrix.T
-        # entries are contiguous per article, so a segmented max gives each article's best entry
-        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-        best = np.maximum.reduceat(sims, starts, axis=1)
-        return 0.5 * (best + q @ centroids.T), ids
+        index = self.search_index()
+        if not len(index):
+            return np.zeros((np.atleast_2d(query_vecs).shape[0], 0), dtype=np.float32), index.ids
+        return index.exact_scores(query_vecs), index.ids
 
     def prior(self, article_id: str, department: str | None = None) -> float:
         """The article's global prior plus its prior for queries routed to ``department``."""
@@ -288,19 +398,27 @@ class KnowledgeBaseIndex:
     def search(
         self, query_vec: np.ndarray, top_k: int = 3, department: str | None = None
     ) -> list[tuple[str, float]]:
-        scores, ids = self.article_scores(query_vec)
-        if not ids:
+        """Best ``top_k`` (article id, score), with the department boost and priors added.
+
+        Small knowledge bases are searched exactly; large ones through the inverted file (see
+        :class:`SearchIndex`), where boost and priors re-order the candidates it returns.
+        """
+        index = self.search_index()
+        if not len(index):
             return []
-        s = scores[0].copy()
-        for n, aid in enumerate(ids):
-            art = self.articles.get(aid)
-            if art is None:
-                continue
-            if department is not None and art.department == department:
-                s[n] += self.department_boost
-            s[n] += self.prior(aid, department)
+        positions, scores = index.candidates(query_vec)
+        s = scores.copy()
+        if department is not None:
+            s[index.departments[positions] == department] += self.department_boost
+        if self.priors:
+            exact = len(positions) == len(index)  # then positions are 0..n-1
+            local = None if exact else {index.ids[p]: n for n, p in enumerate(positions)}
+            for aid in {key.partition("|")[0] for key in list(self.priors)}:
+                n = index.positions.get(aid) if exact else local.get(aid)  # type: ignore[union-attr]
+                if n is not None:
+                    s[n] += self.prior(aid, department)
         order = np.argsort(-s)[:top_k]
-        return [(ids[i], float(s[i])) for i in order]
+        return [(index.ids[positions[i]], float(s[i])) for i in order]
 
     def suggest(
         self,

@@ -125,6 +125,8 @@ class TriageService:
     def warm_up(self) -> None:
         self.model.embedder.warm_up()
         self.language_detector.warm_up()
+        if self.kb is not None:
+            self.kb.warm_up()
 
     # -- the one call -----------------------------------------------------------------------
     def analyze_many(
