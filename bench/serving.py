@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .workload import (
     REPO,
@@ -319,7 +320,7 @@ def run(model: Path, latency_requests: int, throughput_requests: int, clients: i
         "passed": all(t["passed"] for t in targets.values()) and not errors,
         "model": {"dir": str(bundle), "version": manifest.get("version"),
                   "encoder": manifest.get("encoder"),
-                  "kb_articles": (manifest.get("kb") or {}).get("articles")},
+                  "kb_articles": dict(manifest.get("kb") or {}).get("articles")},  # type: ignore[call-overload]
         "latency": {"clients": 1, "api": lat_api, "raw_encoder_single_call": lat_raw},
         "throughput": {
             "clients": clients,
@@ -348,28 +349,28 @@ def run(model: Path, latency_requests: int, throughput_requests: int, clients: i
     }
 
 
-def summary(out: dict[str, object]) -> str:
-    lat, thr, cold = out["latency"], out["throughput"], out["cold_start"]  # type: ignore[index]
-    model = out["model"]  # type: ignore[index]
+def summary(out: dict[str, Any]) -> str:
+    lat, thr, cold = out["latency"], out["throughput"], out["cold_start"]
+    model = out["model"]
     lines = [
-        f"serving benchmark: model {model['version']} ({model['encoder']}), "  # type: ignore[index]
-        f"{out['machine']['cpus']} CPUs, load {out['machine']['load_average']}",  # type: ignore[index]
-        f"  latency, 1 client:   API p50 {lat['api']['p50_ms']:.1f} ms  p95 {lat['api']['p95_ms']:.1f}"
-        f"  p99 {lat['api']['p99_ms']:.1f} | encoder p50 {lat['raw_encoder_single_call']['p50_ms']:.1f}"
-        f" ms  -> p50_ratio {out['p50_ratio']}",
-        f"  throughput, {thr['clients']} clients: API {thr['api_messages_per_s']} msg/s | encoder "
-        f"batched {thr['raw_encoder_batched_messages_per_s']} msg/s -> throughput_ratio "
-        f"{out['throughput_ratio']} (server batches of {thr['server_mean_batch_size']} on average)",
-        f"  under load: p50 {thr['api_latency_under_load']['p50_ms']:.0f} ms  p99 "
-        f"{thr['api_latency_under_load']['p99_ms']:.0f} ms -> p99_over_p50 {out['p99_over_p50']}",
-        f"  cold start: listening {cold['spawn_to_healthz_s']} s, ready {cold['spawn_to_ready_s']} s "
-        f"(bare encoder load {cold['bare_encoder_load_s']} s); peak RSS "
-        f"{cold['peak_rss_mib_at_end']} MiB (bare encoder {cold['bare_encoder_rss_mib']} MiB)",
+        (f"serving benchmark: model {model['version']} ({model['encoder']}), "
+         f"{out['machine']['cpus']} CPUs, load {out['machine']['load_average']}"),
+        (f"  latency, 1 client:   API p50 {lat['api']['p50_ms']:.1f} ms  p95 {lat['api']['p95_ms']:.1f}"
+         f"  p99 {lat['api']['p99_ms']:.1f} | encoder p50 "
+         f"{lat['raw_encoder_single_call']['p50_ms']:.1f} ms  -> p50_ratio {out['p50_ratio']}"),
+        (f"  throughput, {thr['clients']} clients: API {thr['api_messages_per_s']} msg/s | encoder "
+         f"batched {thr['raw_encoder_batched_messages_per_s']} msg/s -> throughput_ratio "
+         f"{out['throughput_ratio']} (server batches of {thr['server_mean_batch_size']} on average)"),
+        (f"  under load: p50 {thr['api_latency_under_load']['p50_ms']:.0f} ms  p99 "
+         f"{thr['api_latency_under_load']['p99_ms']:.0f} ms -> p99_over_p50 {out['p99_over_p50']}"),
+        (f"  cold start: listening {cold['spawn_to_healthz_s']} s, ready {cold['spawn_to_ready_s']} s "
+         f"(bare encoder load {cold['bare_encoder_load_s']} s); peak RSS "
+         f"{cold['peak_rss_mib_at_end']} MiB (bare encoder {cold['bare_encoder_rss_mib']} MiB)"),
     ]
-    for name, t in out["targets"].items():  # type: ignore[attr-defined]
+    for name, t in out["targets"].items():
         lines.append(f"  {name:17s} {t['value']!s:>7} target {t['target']:7s} "
                      f"{'PASS' if t['passed'] else 'MISS'}")
-    errors = out["requests"]["errors_by_status"]  # type: ignore[index]
+    errors = out["requests"]["errors_by_status"]
     if errors:
         lines.append(f"  non-200 answers: {errors}")
     return "\n".join(lines)

@@ -33,7 +33,7 @@ def seed_messages(directory: Path = SEED_TEST) -> list[dict[str, str]]:
         rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
         per_lang.append([{"text": r["text"], "subject": r.get("subject") or "",
                           "language": r.get("language", f.stem)} for r in rows])
-    out = []
+    out: list[dict[str, str]] = []
     for i in range(max(len(rows) for rows in per_lang)):
         out.extend(rows[i] for rows in per_lang if i < len(rows))
     return out
@@ -44,7 +44,7 @@ def percentiles(seconds: list[float] | np.ndarray) -> dict[str, float]:
     a = np.asarray(seconds, dtype=np.float64) * 1000
     if not len(a):
         return {"n": 0}
-    return {"n": int(len(a)), "p50_ms": round(float(np.percentile(a, 50)), 3),
+    return {"n": len(a), "p50_ms": round(float(np.percentile(a, 50)), 3),
             "p95_ms": round(float(np.percentile(a, 95)), 3),
             "p99_ms": round(float(np.percentile(a, 99)), 3),
             "mean_ms": round(float(a.mean()), 3)}

@@ -27,10 +27,10 @@ INDEX_FILE = "index.npz"
 INDEX_META_FILE = "index.json"
 MAX_CONTEXT_VALUE_CHARS = 500
 
-# Up to this many articles a query is scored against every entry. Measured with
-# ``python -m bench.cost_growth``: exact search of 1,000 articles (28,000 entries) costs as much
-# as the inverted file does at 100,000.
-EXACT_SEARCH_MAX_ARTICLES = 1000
+# Up to this many articles a query is scored against every entry (exact). Measured with
+# ``python -m bench.cost_growth`` (28 entries per article): exact costs 0.6 ms at 100 articles,
+# 2.9 ms at 300 and 8 ms at 1,000; the inverted file ~1-2 ms from 300 to 100,000 articles.
+EXACT_SEARCH_MAX_ARTICLES = 200
 PROBE_LISTS = 8  # k-means lists (of ~sqrt(n) articles each) a query looks into
 RERANK_ARTICLES = 64  # best articles by centroid that are scored exactly on their entries
 
@@ -186,28 +186,36 @@ class SearchIndex:
         self.rerank = rerank
         self.lists: np.ndarray | None = None
         if len(self.ids) > exact_max:
-            n_lists = max(2, int(round(np.sqrt(len(self.ids)))))
+            n_lists = max(2, round(float(np.sqrt(len(self.ids)))))
             usable = lists is not None and lists.shape[1] == centroids.shape[1] and (
                 n_lists / 2 <= len(lists) <= n_lists * 2)
-            self.lists = lists if usable else spherical_kmeans(centroids, n_lists, seed=seed)
-            assign = _nearest(centroids, self.lists)
+            trained = lists if usable and lists is not None else spherical_kmeans(
+                centroids, n_lists, seed=seed)
+            assign = _nearest(centroids, trained)
+            self.lists = trained
             self.members = np.argsort(assign, kind="stable")
-            self.offsets = np.searchsorted(assign[self.members], np.arange(len(self.lists) + 1))
+            self.offsets = np.searchsorted(assign[self.members], np.arange(len(trained) + 1))
             self.grouped = np.ascontiguousarray(centroids[self.members])
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def exact_scores(self, queries: np.ndarray) -> np.ndarray:
-        """(n_queries, n_articles) scores against every entry."""
+        """(n_queries, n_articles) scores against every entry, ~64 MB of similarities at a time."""
         q = np.atleast_2d(queries).astype(np.float32)
         out = np.empty((q.shape[0], len(self.ids)), dtype=np.float32)
-        step = max(1, (1 << 24) // max(1, self.matrix.shape[0]))  # sims of <= 64 MB at a time
-        for i in range(0, q.shape[0], step):
-            sims = q[i:i + step] @ self.matrix.T
-            # entries are contiguous per article, so a segmented max gives each article's best
-            best = np.maximum.reduceat(sims, self.starts, axis=1)
-            out[i:i + step] = 0.5 * (best + q[i:i + step] @ self.centroids.T)
+        for i in range(0, q.shape[0], 4096):
+            qi = q[i:i + 4096]
+            per_block = max(1, (1 << 24) // len(qi))  # entries per block of articles
+            a = 0
+            while a < len(self.ids):
+                b = max(a + 1, int(np.searchsorted(self.ends, self.starts[a] + per_block, "right")))
+                first, last = self.starts[a], self.ends[b - 1]
+                sims = qi @ self.matrix[first:last].T
+                # entries are contiguous per article, so a segmented max gives each one's best
+                best = np.maximum.reduceat(sims, self.starts[a:b] - first, axis=1)
+                out[i:i + 4096, a:b] = 0.5 * (best + qi @ self.centroids[a:b].T)
+                a = b
         return out
 
     def candidates(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

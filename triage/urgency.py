@@ -7,11 +7,13 @@ which any match must contain; most messages contain none, so most regexes never 
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -114,19 +116,17 @@ def required_literals(pattern: str) -> tuple[str, ...] | None:
     at least once. Of all candidate sets the one with the longest shortest string is chosen.
     """
     try:
-        from re import _constants as c
-        from re import _parser
-
-        parsed = _parser.parse(pattern)
-    except Exception:  # noqa: BLE001 - a private module: without it, just always search
+        parser = importlib.import_module("re._parser")  # private, so imported defensively
+        parsed = parser.parse(pattern)
+    except Exception:  # noqa: BLE001 - without the parser, the pattern is simply always searched
         return None
     if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
         return None
-    found = _sequence_literals(list(parsed), c)
+    found = _sequence_literals(list(parsed), importlib.import_module("re._constants"))
     return tuple(sorted(found)) if found else None
 
 
-def _sequence_literals(items: Iterable[tuple[object, object]], c: object) -> frozenset[str] | None:
+def _sequence_literals(items: Iterable[tuple[Any, Any]], c: Any) -> frozenset[str] | None:
     candidates: list[frozenset[str]] = []
     run: list[str] = []
 
@@ -135,32 +135,31 @@ def _sequence_literals(items: Iterable[tuple[object, object]], c: object) -> fro
             candidates.append(frozenset(["".join(run)]))
             run.clear()
 
-    def walk(seq: Iterable[tuple[object, object]]) -> bool:
+    def walk(seq: Iterable[tuple[Any, Any]]) -> None:
         for op, av in seq:
-            if op is c.LITERAL:  # type: ignore[attr-defined]
-                run.append(chr(av))  # type: ignore[arg-type]
-            elif op in (c.AT, c.ASSERT, c.ASSERT_NOT):  # type: ignore[attr-defined]
+            if op is c.LITERAL:
+                run.append(chr(av))
+            elif op in (c.AT, c.ASSERT, c.ASSERT_NOT):
                 continue  # zero-width: the characters around it are still adjacent
-            elif op is c.SUBPATTERN:  # type: ignore[attr-defined]
-                _, add_flags, _, sub = av  # type: ignore[misc]
+            elif op is c.SUBPATTERN:
+                _, add_flags, _, sub = av
                 if add_flags & re.IGNORECASE:
                     close_run()
                     continue
                 walk(sub)
-            elif op is c.BRANCH:  # type: ignore[attr-defined]
+            elif op is c.BRANCH:
                 close_run()
-                branches = [_sequence_literals(b, c) for b in av[1]]  # type: ignore[index]
+                branches = [_sequence_literals(b, c) for b in av[1]]
                 if all(branches):
                     candidates.append(frozenset().union(*branches))  # type: ignore[arg-type]
-            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):  # type: ignore[attr-defined]
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
                 close_run()
-                low, _, item = av  # type: ignore[misc]
+                low, _, item = av
                 inner = _sequence_literals(item, c) if low >= 1 else None
                 if inner:
                     candidates.append(inner)
             else:
                 close_run()
-        return True
 
     walk(items)
     close_run()
