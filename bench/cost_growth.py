@@ -16,7 +16,7 @@ seed texts' own vectors (from the default ``EmbeddingCache``, encoded once if mi
 timed), a variant reusing its seed text's vector. So the timed run is ``train_bundle``, with the
 bundle's own training configuration, minus the encoder: cache reads, TF-IDF features, the
 calibrated heads with their cross-validation folds, and writing the bundle (no KB). Each size runs in its own subprocess, whose peak RSS
-(``ru_maxrss``) is the memory figure, next to its RSS before training.
+(``VmHWM``) is the memory figure, next to its RSS before training.
 
 **KB search** at 100, 1k, 10k and 100k articles. The shipped KB's article vectors (from the
 bundle's ``kb/`` index, 28 entries each on average) are replicated with Gaussian noise (every
@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from .workload import (
     percentiles,
     proc_status_kib,
     ratio,
+    shown_path,
     write_result,
 )
 
@@ -198,7 +198,8 @@ def train_one(n: int, bundle: Path, dim: int, seed: int, cache_path: Path,
     return {"rows": n, "seconds": round(seconds, 2), "cache_read_seconds": split["embed"],
             "fit_seconds": split["fit"], "save_seconds": round(seconds - split["embed"] - split["fit"], 2),
             "rss_before_mib": round(rss_before / 1024, 1),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            # VmHWM, not ru_maxrss: after fork + exec, ru_maxrss still counts the parent's pages
+            "peak_rss_mib": round((proc_status_kib(os.getpid(), "VmHWM") or 0) / 1024, 1)}
 
 
 def training_growth(bundle: Path, spec: str, sizes: Sequence[int], seed: int,
@@ -350,6 +351,10 @@ def kb_growth(bundle: Path, spec: str, sizes: Sequence[int], qvecs: np.ndarray,
             r3 = np.mean([len(set(f) & set(t)) / 3 for f, t in zip(found, truth, strict=True)])
             same_base = np.mean([f[0].split("--v")[0] == t[0].split("--v")[0]
                                  for f, t in zip(found, truth, strict=True)])
+            # the product's question: is the answering article (any variant of it) on top?
+            wanted = [q.get("article_id") for q in queries]
+            correct_found = np.mean([f[0].split("--v")[0] == w for f, w in zip(found, wanted, strict=True)])
+            correct_exact = np.mean([t[0].split("--v")[0] == w for t, w in zip(truth, wanted, strict=True)])
             pos = index.positions
             gap = np.mean([exact[i, top[i, 0]] - exact[i, pos[found[i][0]]]
                            for i in range(len(found))])
@@ -364,6 +369,8 @@ def kb_growth(bundle: Path, spec: str, sizes: Sequence[int], qvecs: np.ndarray,
                     "top1": round(float(r1), 3), "top3_overlap": round(float(r3), 3),
                     "top1_same_original_article": round(float(same_base), 3),
                     "mean_top1_score_gap": round(float(gap), 5)},
+                "top1_is_the_querys_article": {"index": round(float(correct_found), 3),
+                                               "brute_force": round(float(correct_exact), 3)},
             })
             del kb, index, exact
     largest: dict[str, Any] = rows[-1]
@@ -390,7 +397,7 @@ def run(model: Path, only: str | None, sizes: Sequence[int], kb_sizes: Sequence[
     queries = kb_queries(n_queries)
     enc, qvecs = encoder_cost(spec, [q["text"] for q in queries])
     p50 = enc["single_call"]["p50_ms"]  # type: ignore[index]
-    out: dict[str, object] = {"model": {"dir": str(bundle), "encoder": spec},
+    out: dict[str, object] = {"model": {"dir": shown_path(bundle), "encoder": spec},
                               "per_message_encoder_cost": enc}
     if only in (None, "kb"):
         out["kb_search"] = kb_growth(bundle, spec, kb_sizes, qvecs, queries, p50, cosine, seed,
@@ -417,7 +424,9 @@ def summary(out: dict[str, Any]) -> str:
                 f"    {r['articles']:>7,} articles ({r['search']}): p50 {r['suggest']['p50_ms']:.2f} ms "
                 f"= {r['suggest_p50_over_encoder_p50']:.3f} x encoder; brute force "
                 f"{r['brute_force']['p50_ms']:.1f} ms = {r['brute_force_p50_over_encoder_p50']:.2f} x; "
-                f"top-1 agrees {a['top1']:.0%}, top-3 overlap {a['top3_overlap']:.0%}; "
+                f"top-1 agrees {a['top1']:.0%}, top-3 overlap {a['top3_overlap']:.0%}, right "
+                f"article on top {r['top1_is_the_querys_article']['index']:.0%} (brute force "
+                f"{r['top1_is_the_querys_article']['brute_force']:.0%}); "
                 f"{r['entry_matrix_gb']} GB of entries ({r['entry_matrix_storage']})")
         lines.append(f"    {kb['target']}: {'PASS' if kb['passed'] else 'MISS'}")
     if "training" in out:

@@ -50,6 +50,7 @@ from .workload import (
     proc_status_kib,
     ratio,
     seed_messages,
+    shown_path,
     write_result,
 )
 
@@ -318,7 +319,7 @@ def run(model: Path, latency_requests: int, throughput_requests: int, clients: i
         "p99_ratio": ratio(lat_api["p99_ms"], lat_raw["p99_ms"]),
         "targets": targets,
         "passed": all(t["passed"] for t in targets.values()) and not errors,
-        "model": {"dir": str(bundle), "version": manifest.get("version"),
+        "model": {"dir": shown_path(bundle), "version": manifest.get("version"),
                   "encoder": manifest.get("encoder"),
                   "kb_articles": dict(manifest.get("kb") or {}).get("articles")},  # type: ignore[call-overload]
         "latency": {"clients": 1, "api": lat_api, "raw_encoder_single_call": lat_raw},

@@ -70,6 +70,12 @@ def proc_status_kib(pid: int | str, field: str) -> int | None:
     return None
 
 
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when inside it (results are committed)."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(resolved)
+
+
 def write_result(name: str, result: dict[str, object]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

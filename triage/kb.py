@@ -229,6 +229,8 @@ class SearchIndex:
         rows = np.concatenate([np.arange(a, b) for a, b in slices])
         centroid_scores = np.concatenate([self.grouped[a:b] @ q for a, b in slices])
         keep = min(self.rerank, len(rows))
+        if keep == 0:  # only empty lists probed (k-means may leave a list empty)
+            return np.arange(len(self.ids)), self.exact_scores(q)[0]
         top = np.argpartition(-centroid_scores, keep - 1)[:keep]
         positions = self.members[rows[top]]
         best = np.array([float(np.max(self.matrix[self.starts[p]:self.ends[p]] @ q))

@@ -37,11 +37,6 @@ class _Pattern:
     # A match contains at least one of these (None: no such set was found, always search).
     literals: tuple[str, ...] | None
 
-    def search(self, lowered: str) -> bool:
-        if self.literals is not None and not any(lit in lowered for lit in self.literals):
-            return False
-        return self.regex.search(lowered) is not None
-
 
 @dataclass(frozen=True)
 class _Signal:
@@ -56,6 +51,17 @@ class UrgencySignals:
     def __init__(self, path: str | Path = SIGNALS_FILE) -> None:
         self.path = Path(path)
         self._signals = _load(str(self.path))
+        # literal -> the (signal, language, pattern) positions that need it; one pass of
+        # substring tests over ~1,000 literals then names the few regexes worth running
+        self._by_literal: dict[str, list[tuple[int, str, int]]] = {}
+        self._unfiltered: list[tuple[int, str, int]] = []
+        for si, sig in enumerate(self._signals):
+            for lang, patterns in sig.patterns.items():
+                for pi, p in enumerate(patterns):
+                    if p.literals is None:
+                        self._unfiltered.append((si, lang, pi))
+                    for lit in p.literals or ():
+                        self._by_literal.setdefault(lit, []).append((si, lang, pi))
 
     @property
     def names(self) -> list[str]:
@@ -66,11 +72,19 @@ class UrgencySignals:
 
     def find(self, text: str) -> list[SignalHit]:
         """All signals whose pattern matches, in any language (customers mix languages)."""
-        hits = []
         lowered = text.lower()
-        for sig in self._signals:
+        todo: dict[tuple[int, str], set[int]] = {}
+        for si, lang, pi in self._unfiltered:
+            todo.setdefault((si, lang), set()).add(pi)
+        for lit, owners in self._by_literal.items():
+            if lit in lowered:
+                for si, lang, pi in owners:
+                    todo.setdefault((si, lang), set()).add(pi)
+        hits = []
+        for si, sig in enumerate(self._signals):
             for lang, patterns in sig.patterns.items():
-                if any(p.search(lowered) for p in patterns):
+                candidates = todo.get((si, lang))
+                if candidates and any(patterns[pi].regex.search(lowered) for pi in sorted(candidates)):
                     hits.append(SignalHit(sig.name, sig.floor, lang))
                     break
         return hits
