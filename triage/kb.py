@@ -33,6 +33,10 @@ MAX_CONTEXT_VALUE_CHARS = 500
 EXACT_SEARCH_MAX_ARTICLES = 200
 PROBE_LISTS = 8  # k-means lists (of ~sqrt(n) articles each) a query looks into
 RERANK_ARTICLES = 64  # best articles by centroid that are scored exactly on their entries
+# A language's mean vector is subtracted from its texts (entries and queries) once the KB has
+# this many example questions in it; other languages get the mean over all languages.
+MIN_QUESTIONS_FOR_LANGUAGE_MEAN = 20
+GLOBAL_MEAN = "_all"
 
 
 def prior_key(article_id: str, department: str | None = None) -> str:
@@ -288,6 +292,8 @@ class KnowledgeBaseIndex:
         self.department_boost = department_boost
         self.threshold = threshold
         self.language_thresholds: dict[str, float] = {}
+        # Language centring (see :meth:`center`): mean raw vector per language, GLOBAL_MEAN for all.
+        self.language_means: dict[str, np.ndarray] = {}
         self.articles: dict[str, Article] = {}
         self.priors: dict[str, float] = {}
         self._vectors: dict[str, np.ndarray] = {}  # article id -> (n_entries, dim)
@@ -296,52 +302,96 @@ class KnowledgeBaseIndex:
         self._lists: np.ndarray | None = None  # k-means centres of the last inverted file
 
     # -- building and run-time edits ---------------------------------------------------------
-    @staticmethod
-    def _entries(article: Article) -> tuple[list[str], list[str]]:
-        """Texts to index: example questions first, then the title.
+    def _entries(self, article: Article) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(text, language) pairs to index: example questions first, then the title.
 
         Reply texts are indexed only when an article has no example questions: on the evaluation
         queries they added nothing to recall and cost most of the indexing time (long texts).
+        The title is taken to be in the default language.
         """
-        questions = [q for qs in article.questions.values() for q in qs]
-        documents = [article.title]
+        questions = [(q, lang) for lang, qs in article.questions.items() for q in qs]
+        documents = [(article.title, self.default_language)]
         if not questions:
-            documents += [PLACEHOLDER_RE.sub(" ", r) for r in article.replies.values()]
+            documents += [(PLACEHOLDER_RE.sub(" ", r), lang) for lang, r in article.replies.items()]
         return questions, documents
 
-    def _embed_articles(self, articles: Sequence[Article]) -> dict[str, np.ndarray]:
+    def _embed_articles(
+        self, articles: Sequence[Article]
+    ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+        """Raw (uncentred) entry vectors and their languages, per article id."""
         self.embedder.warm_up()
-        q_texts, d_texts, q_owner, d_owner = [], [], [], []
+        q_items: list[tuple[str, str, str]] = []
+        d_items: list[tuple[str, str, str]] = []
         for a in articles:
             qs, ds = self._entries(a)
-            q_texts += qs
-            q_owner += [a.id] * len(qs)
-            d_texts += ds
-            d_owner += [a.id] * len(ds)
-        qv = self.embedder.encode_queries(q_texts) if q_texts else None
-        dv = self.embedder.encode_documents(d_texts) if d_texts else None
+            q_items += [(a.id, text, lang) for text, lang in qs]
+            d_items += [(a.id, text, lang) for text, lang in ds]
+        qv = self.embedder.encode_queries([t for _, t, _ in q_items]) if q_items else None
+        dv = self.embedder.encode_documents([t for _, t, _ in d_items]) if d_items else None
         out: dict[str, list[np.ndarray]] = {a.id: [] for a in articles}
-        for owner, vecs in ((q_owner, qv), (d_owner, dv)):
-            for i, aid in enumerate(owner):
+        langs: dict[str, list[str]] = {a.id: [] for a in articles}
+        for items, vecs in ((q_items, qv), (d_items, dv)):
+            for i, (aid, _, lang) in enumerate(items):
                 out[aid].append(vecs[i])  # type: ignore[index]
-        return {aid: np.vstack(v).astype(np.float32) for aid, v in out.items()}
+                langs[aid].append(lang)
+        return {aid: np.vstack(v).astype(np.float32) for aid, v in out.items()}, langs
+
+    # -- language centring --------------------------------------------------------------------
+    def fit_language_means(self, vectors: Mapping[str, np.ndarray],
+                           languages: Mapping[str, Sequence[str]]) -> None:
+        """Mean raw vector of the example questions of each well-represented language.
+
+        In a multilingual embedding space every language sits around its own mean (texts in the
+        same language are similar just for being in that language). Subtracting it leaves what
+        the text says: on the evaluation queries Recall@3 before refusal rose from 0.978 to
+        0.985, and with each query's own language removed from the index from 0.965 to 0.973.
+        """
+        by_lang: dict[str, list[np.ndarray]] = {}
+        for aid, vecs in vectors.items():
+            nq = sum(len(v) for v in self.articles[aid].questions.values()) if aid in self.articles else 0
+            for vec, lang in zip(vecs[:nq], languages[aid][:nq], strict=True):
+                by_lang.setdefault(lang, []).append(vec)
+        if not by_lang:
+            self.language_means = {}
+            return
+        means = {lang: np.mean(v, axis=0) for lang, v in by_lang.items()
+                 if len(v) >= MIN_QUESTIONS_FOR_LANGUAGE_MEAN}
+        means[GLOBAL_MEAN] = np.mean([v for vs in by_lang.values() for v in vs], axis=0)
+        self.language_means = {k: m.astype(np.float32) for k, m in means.items()}
+
+    def center(self, vecs: np.ndarray, languages: Sequence[str | None] | str | None = None) -> np.ndarray:
+        """Subtract each vector's language mean (the global mean for other languages), renormalise.
+
+        The identity when the index has no means (an empty KB, or an index saved without them).
+        """
+        vecs = np.atleast_2d(np.asarray(vecs, dtype=np.float32))
+        if not self.language_means:
+            return vecs
+        if languages is None or isinstance(languages, str):
+            languages = [languages] * len(vecs)
+        fallback = self.language_means[GLOBAL_MEAN]
+        means = np.vstack([self.language_means.get(lang or "", fallback) for lang in languages])
+        out = vecs - means
+        out /= np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
+        return out.astype(np.float32)
 
     def build(self, articles: Iterable[Article]) -> KnowledgeBaseIndex:
         arts = list(articles)
-        vectors = self._embed_articles(arts)
+        raw, langs = self._embed_articles(arts)
         with self._lock:
             self.articles = {a.id: a for a in arts}
-            self._vectors = vectors
+            self.fit_language_means(raw, langs)
+            self._vectors = {aid: self.center(v, langs[aid]) for aid, v in raw.items()}
             self._search = None
         return self
 
     def upsert(self, article: Article) -> bool:
         """Add or replace an article; returns True when it was new. Searchable immediately."""
-        vectors = self._embed_articles([article])
+        raw, langs = self._embed_articles([article])
         with self._lock:
             created = article.id not in self.articles
             self.articles[article.id] = article
-            self._vectors[article.id] = vectors[article.id]
+            self._vectors[article.id] = self.center(raw[article.id], langs[article.id])
             self._search = None
         return created
 
@@ -386,8 +436,13 @@ class KnowledgeBaseIndex:
         self.search_index()
 
     # -- search -----------------------------------------------------------------------------
-    def article_scores(self, query_vecs: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    def article_scores(
+        self, query_vecs: np.ndarray, languages: Sequence[str | None] | str | None = None
+    ) -> tuple[np.ndarray, list[str]]:
         """(n_queries, n_articles) relevance scores, and the article ids.
+
+        ``query_vecs`` are raw encoder vectors; ``languages`` the queries' languages (for
+        :meth:`center`; None: the global mean).
 
         The score averages the best single entry (precise phrasings) with the centroid of the
         article's example questions (the topic as a whole); on the evaluation queries this beat
@@ -396,7 +451,7 @@ class KnowledgeBaseIndex:
         index = self.search_index()
         if not len(index):
             return np.zeros((np.atleast_2d(query_vecs).shape[0], 0), dtype=np.float32), index.ids
-        return index.exact_scores(query_vecs), index.ids
+        return index.exact_scores(self.center(query_vecs, languages)), index.ids
 
     def prior(self, article_id: str, department: str | None = None) -> float:
         """The article's global prior plus its prior for queries routed to ``department``."""
@@ -406,9 +461,12 @@ class KnowledgeBaseIndex:
         return value
 
     def search(
-        self, query_vec: np.ndarray, top_k: int = 3, department: str | None = None
+        self, query_vec: np.ndarray, top_k: int = 3, department: str | None = None,
+        language: str | None = None,
     ) -> list[tuple[str, float]]:
         """Best ``top_k`` (article id, score), with the department boost and priors added.
+
+        ``query_vec`` is the raw encoder vector of a message in ``language`` (see :meth:`center`).
 
         Small knowledge bases are searched exactly; large ones through the inverted file (see
         :class:`SearchIndex`), where boost and priors re-order the candidates it returns.
@@ -416,7 +474,7 @@ class KnowledgeBaseIndex:
         index = self.search_index()
         if not len(index):
             return []
-        positions, scores = index.candidates(query_vec)
+        positions, scores = index.candidates(self.center(query_vec, language)[0])
         s = scores.copy()
         if department is not None:
             s[index.departments[positions] == department] += self.department_boost
@@ -437,8 +495,15 @@ class KnowledgeBaseIndex:
         department: str | None = None,
         context: Mapping[str, object] | None = None,
         top_k: int = 3,
+        query_language: str | None = None,
     ) -> SuggestionResult:
-        hits = self.search(query_vec, top_k=top_k, department=department)
+        """Replies in ``language`` for the message whose raw vector is ``query_vec``.
+
+        ``query_language`` is the message's own language (default: ``language``); the reply
+        language may differ when the caller asks for one.
+        """
+        hits = self.search(query_vec, top_k=top_k, department=department,
+                           language=query_language or language)
         best = hits[0][1] if hits else 0.0
         threshold = self.threshold_for(language)
         confident = bool(hits) and best >= threshold
@@ -466,10 +531,14 @@ class KnowledgeBaseIndex:
 
         Positives: every example question scored leave-one-out (itself left out of its
         article's entries and centroid) against its own article. Negatives: messages no article
-        answers. A threshold sits at the 95th percentile of negative scores, capped so that
-        ``min_recall`` of positives still pass. Scores differ by language in a multilingual
-        space (Korean runs lower than English here), so every language with enough example
-        questions gets its own threshold; ``negative_languages`` gives the negatives' languages.
+        answers (all languages pooled; ``negative_languages`` gives their languages for
+        :meth:`center`, detected when not given). The global threshold sits at the 95th
+        percentile of negative scores, capped so that ``min_recall`` of positives still pass.
+        Scores still differ a little by language, so every language with enough example
+        questions gets the global threshold shifted by how far its positives' median lies from
+        the overall median (again capped at its own ``min_recall``). Pooling the negatives
+        matters: with a handful per language, a per-language 95th percentile is just their
+        maximum (on the evaluation queries: 3.5 % refused before, 2.3 % after, see README).
         """
         with self._lock:
             ids = list(self.articles)
@@ -494,23 +563,21 @@ class KnowledgeBaseIndex:
         pos, plangs = np.array(pos_scores), np.array(pos_langs)
         neg = np.zeros(0)
         if len(negatives):
-            neg_scores, _ = self.article_scores(self.embedder.encode_queries(list(negatives)))
+            if negative_languages is None:
+                from .language import LanguageDetector
+
+                detector = LanguageDetector()
+                negative_languages = [detector.detect(t).language for t in negatives]
+            neg_scores, _ = self.article_scores(self.embedder.encode_queries(list(negatives)),
+                                                list(negative_languages))
             neg = neg_scores.max(axis=1)
-        if negative_languages is None:
-            from .language import LanguageDetector
 
-            detector = LanguageDetector()
-            negative_languages = [detector.detect(t).language for t in negatives]
-        nlangs = np.array(list(negative_languages), dtype=object)
-
-        def threshold(p: np.ndarray, n: np.ndarray) -> float:
-            cap = float(np.quantile(p, 1.0 - min_recall))
-            return min(float(np.quantile(n, 0.95)), cap) if len(n) else cap
-
-        self.threshold = threshold(pos, neg)
+        cap = float(np.quantile(pos, 1.0 - min_recall))
+        self.threshold = min(float(np.quantile(neg, 0.95)), cap) if len(neg) else cap
+        median = float(np.median(pos))
         self.language_thresholds = {
-            lang: threshold(pos[plangs == lang],
-                            neg[nlangs == lang] if (nlangs == lang).sum() >= 5 else neg)
+            lang: min(self.threshold + float(np.median(pos[plangs == lang])) - median,
+                      float(np.quantile(pos[plangs == lang], 1.0 - min_recall)))
             for lang in sorted(set(pos_langs)) if (plangs == lang).sum() >= 20
         }
         return self.threshold
@@ -527,12 +594,14 @@ class KnowledgeBaseIndex:
             (d / ARTICLES_FILE).write_text(
                 json.dumps([self.articles[i].to_dict() for i in ids], ensure_ascii=False, indent=1)
             )
-            np.savez_compressed(d / INDEX_FILE, **{f"a_{n}": self._vectors[i] for n, i in enumerate(ids)})
+            np.savez_compressed(d / INDEX_FILE, **{f"a_{n}": self._vectors[i] for n, i in enumerate(ids)},
+                                **{f"mean_{lang}": m for lang, m in self.language_means.items()})
             (d / INDEX_META_FILE).write_text(json.dumps({
                 "encoder": self.embedder.spec,
                 "ids": ids,
                 "threshold": self.threshold,
                 "language_thresholds": self.language_thresholds,
+                "language_means": sorted(self.language_means),  # vectors centred with these
                 "default_language": self.default_language,
                 "department_boost": self.department_boost,
                 "priors": self.priors,
@@ -551,6 +620,7 @@ class KnowledgeBaseIndex:
         arts = [Article.from_dict(a) for a in json.loads((d / ARTICLES_FILE).read_text())]
         with np.load(d / INDEX_FILE) as z:
             index._vectors = {aid: z[f"a_{n}"] for n, aid in enumerate(meta["ids"])}
+            index.language_means = {lang: z[f"mean_{lang}"] for lang in meta.get("language_means", [])}
         index.articles = {a.id: a for a in arts}
         index.priors = {k: float(v) for k, v in meta.get("priors", {}).items()}
         index.language_thresholds = {k: float(v) for k, v in meta.get("language_thresholds", {}).items()}
@@ -566,6 +636,8 @@ class KnowledgeBaseIndex:
                                   self.threshold)
         copy.priors = dict(self.priors)
         copy.language_thresholds = dict(self.language_thresholds)
+        # The language means stay: they describe the languages, not the removed questions' articles.
+        copy.language_means = dict(self.language_means)
         with self._lock:
             for aid, art in self.articles.items():
                 keep, offset = [], 0

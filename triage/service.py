@@ -183,7 +183,7 @@ class TriageService:
                 dept = self._department_for_kb(heads)
                 suggestions = self.kb.suggest(
                     vecs[i], language=m.reply_language or lang.language, department=dept,
-                    context=m.context, top_k=m.top_k,
+                    context=m.context, top_k=m.top_k, query_language=lang.language,
                 )
             out.append(Analysis(
                 heads=heads,

@@ -168,3 +168,68 @@ def test_thresholds_per_language(fake_embedder):
     assert index.threshold_for("xx") == index.threshold
     q = fake_embedder.encode_queries(["frage 1 zu Reset password"])[0]
     assert index.suggest(q, language="de").threshold == index.language_thresholds["de"]
+
+
+class _TableEmbedder:
+    """Returns the vector given for each text (the KB's language effect made explicit)."""
+
+    spec = "table"
+
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        self.table = table
+        self.dim = len(next(iter(table.values())))
+
+    def warm_up(self) -> None:
+        pass
+
+    def encode_queries(self, texts):
+        v = np.array([self.table[t] for t in texts], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    encode_documents = encode_queries
+
+
+def test_language_centring_removes_the_shared_language_direction(tmp_path):
+    # Two topics (axes 0 and 1); every "xx" text also carries a strong shared axis 2. Topic a
+    # has English questions only, topic b English and xx ones. Raw, an xx query about topic a
+    # is nearest to topic b's xx questions (the language direction dominates); with each
+    # language's mean subtracted it finds topic a across languages.
+    rng = np.random.default_rng(0)
+    table: dict[str, np.ndarray] = {}
+
+    def vec(topic, lang):
+        v = np.zeros(6)
+        v[topic] = 1.0
+        v[2] = 3.0 if lang == "xx" else 0.0
+        v[3:] = rng.normal(0, 0.05, 3)
+        return v
+
+    arts = []
+    for topic, aid, langs in ((0, "topic-a", ("en",)), (1, "topic-b", ("en", "xx"))):
+        questions = {lang: [f"{lang} {aid} {i}" for i in range(25)] for lang in langs}
+        for lang, qs in questions.items():
+            for q in qs:
+                table[q] = vec(topic, lang)
+        table[aid] = vec(topic, "en")  # the title
+        arts.append(Article(aid, "d", aid, replies={"en": "r"}, questions=questions))
+    table["xx query"] = vec(0, "xx")
+
+    emb = _TableEmbedder(table)
+    index = KnowledgeBaseIndex(emb).build(arts)
+    assert set(index.language_means) == {"en", "xx", "_all"}
+    q = emb.encode_queries(["xx query"])[0]
+    assert index.search(q, top_k=1, language="xx")[0][0] == "topic-a"
+    # without means (an index saved before centring) the same query lands on topic b
+    raw = KnowledgeBaseIndex(emb)
+    raw.articles = {a.id: a for a in arts}
+    raw._vectors = {a.id: emb.encode_queries(
+        [*(q for qs in a.questions.values() for q in qs), a.title]) for a in arts}
+    assert raw.search(q, top_k=1, language="xx")[0][0] == "topic-b"
+    # means survive save/load and copies; unknown languages fall back to the global mean
+    index.save(tmp_path / "kb")
+    loaded = KnowledgeBaseIndex.load(tmp_path / "kb", emb)
+    assert set(loaded.language_means) == set(index.language_means)
+    np.testing.assert_allclose(loaded.article_scores(q, "xx")[0], index.article_scores(q, "xx")[0],
+                               rtol=1e-6)
+    assert set(index.without_question_language("xx").language_means) == {"en", "xx", "_all"}
+    np.testing.assert_allclose(index.center(q, "zz"), index.center(q, None))
