@@ -281,6 +281,13 @@ class ReloadRequest(_In):
         description="Bundle or registry directory under TRIAGE_MODELS_ROOT (default: the "
                     "configured one, re-read).")
 
+    @field_validator("model_dir")
+    @classmethod
+    def _a_path(cls, v: str | None) -> str | None:
+        if v is not None and any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in v):
+            raise ValueError("model_dir must be a path without NUL bytes or lone surrogates")
+        return v
+
 
 class ReloadPublic(BaseModel):
     previous_version: str | None

@@ -122,7 +122,10 @@ class ServedModel:
 
     def _allowed(self, model_dir: Path) -> Path:
         path = model_dir if model_dir.is_absolute() else self.reload_root / model_dir
-        path = path.resolve()
+        try:
+            path = path.resolve()
+        except (OSError, ValueError) as exc:  # NUL bytes, unencodable names, loops
+            raise ApiError(422, f"model_dir is not a usable path: {exc}", "model_dir_invalid") from None
         if not path.is_relative_to(self.reload_root):
             raise ApiError(422, f"model_dir must be inside {self.reload_root} "
                                 "(TRIAGE_MODELS_ROOT)", "model_dir_not_allowed")

@@ -79,6 +79,11 @@ def test_failed_or_forbidden_reloads_keep_the_old_model(start_app: AppRunner,
     for outside in (str(tmp_path), "../../etc", "/"):
         r = client.post("/v1/admin/reload", json={"model_dir": outside}, headers=ADMIN)
         assert_error(r, 422, "model_dir_not_allowed")
+    # found by schemathesis: a NUL byte made Path.resolve raise (a 500 before the fix)
+    for body in (r'{"model_dir": "models\u0000x"}', r'{"model_dir": "a\ud9eeb"}'):
+        r = client.post("/v1/admin/reload", content=body,
+                        headers={**ADMIN, "Content-Type": "application/json"})
+        assert r.status_code == 422 and "model_dir" in r.text, r.text
     assert client.get("/readyz").json()["model_version"] == "test-v1"
     assert 'triage_model_reloads_total{outcome="failed"} 1.0' in client.get("/metrics").text
 
