@@ -87,3 +87,16 @@ async def require_admin(principal: Annotated[Principal, Depends(get_principal)])
 
 AgentDep = Annotated[Principal, Depends(require_agent)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+async def single_valued_query(request: Request) -> None:
+    """Reject a repeated query parameter: no endpoint takes lists, and FastAPI would silently
+    keep the last value of ``?department=a&department=b``."""
+    keys = [k for k, _ in request.query_params.multi_items()]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ApiError(422, f"query parameter {repeated[0]!r} is given {keys.count(repeated[0])} "
+                            "times; give it once", "repeated_query_parameter")
+
+
+SingleValuedQuery = Depends(single_valued_query)

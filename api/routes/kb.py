@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from api.deps import AdminDep, AgentDep, RuntimeDep, ServiceDep
+from api.deps import AdminDep, AgentDep, RuntimeDep, ServiceDep, SingleValuedQuery
 from api.errors import ApiError, error_responses
 from api.schemas import (
     ARTICLE_ID_PATTERN,
@@ -48,7 +48,7 @@ def _get(service: TriageService, article_id: str) -> Article:
 
 
 @router.get("/articles", response_model=ArticleList, responses=READ_ERRORS,
-            summary="List the served articles")
+            summary="List the served articles", dependencies=[SingleValuedQuery])
 async def list_articles(_: AgentDep, service: ServiceDep,
                         query: Annotated[ArticleQuery, Query()]) -> dict[str, Any]:
     """The bundle's articles with run-time edits applied, sorted by id."""
