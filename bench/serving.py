@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
 import secrets
 import signal
@@ -49,9 +48,9 @@ from .workload import (
     percentiles,
     proc_status_kib,
     ratio,
+    report,
     seed_messages,
     shown_path,
-    write_result,
 )
 
 DEFAULT_MODEL = REPO / "models"
@@ -393,18 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true",
                         help="do not write bench/results/serving.json")
     args = parser.parse_args(argv)
-    try:
-        out = run(args.model, args.latency_requests, args.throughput_requests, args.clients,
-                  args.rounds, args.warmup, args.batch)
-    except MissingRequirement as exc:
-        msg = f"bench.serving: cannot run: {exc}"
-        print(json.dumps({"error": msg}) if args.json else msg,
-              file=sys.stdout if args.json else sys.stderr)
-        return 2
-    if not args.no_write:
-        write_result("serving", out)
-    print(json.dumps(out) if args.json else summary(out))
-    return 0
+    return report(
+        "bench.serving",
+        lambda: run(args.model, args.latency_requests, args.throughput_requests, args.clients,
+                    args.rounds, args.warmup, args.batch),
+        summary, args.json, write=None if args.no_write else "serving")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +77,26 @@ def shown_path(path: Path) -> str:
     """``path`` relative to the repository when inside it (results are committed)."""
     resolved = path.resolve()
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(resolved)
+
+
+def report(name: str, compute: Callable[[], dict[str, Any]], summary: Callable[[dict[str, Any]], str],
+           as_json: bool, write: str | None = None) -> int:
+    """A benchmark's command-line ending: run ``compute``, print JSON or ``summary``; exit code.
+
+    A :class:`MissingRequirement` becomes a one-line "cannot run" message (a JSON ``error``
+    object with ``--json``) and exit code 2. ``write`` names the ``bench/results`` file.
+    """
+    try:
+        out = compute()
+    except MissingRequirement as exc:
+        msg = f"{name}: cannot run: {exc}"
+        print(json.dumps({"error": msg}) if as_json else msg,
+              file=sys.stdout if as_json else sys.stderr)
+        return 2
+    if write:
+        write_result(write, out)
+    print(json.dumps(out) if as_json else summary(out))
+    return 0
 
 
 def write_result(name: str, result: dict[str, object]) -> Path:
