@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", default=str(DEFAULT_KB / "queries"), metavar="PATH")
     p.add_argument("--cross-lingual", action="store_true",
                    help="also score with each query language's example questions removed")
+    p.add_argument("--no-refusal", action="store_true",
+                   help="ignore the refusal thresholds: rank quality alone (nothing refused)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("serve", help="run the HTTP API")
@@ -235,6 +237,9 @@ def cmd_evaluate_kb(args: argparse.Namespace) -> int:
     service = _load_service(args.model)
     if service.kb is None:
         raise UsageError(f"bundle {service.version} has no knowledge-base index; run `triage index`")
+    if args.no_refusal:  # copies made for --cross-lingual inherit these
+        service.kb.threshold = float("-inf")
+        service.kb.language_thresholds = {}
     queries = load_queries(args.queries)
     result = evaluate_kb(service, queries, progress=not args.json)
     if args.cross_lingual:

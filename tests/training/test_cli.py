@@ -83,6 +83,10 @@ def test_index_and_evaluate_kb(trained, capsys):
     for key in ("recall_at_1", "recall_at_3", "mrr", "language_match", "per_language"):
         assert key in out
     assert len(out["per_language"]) == 10
+    assert main(["evaluate-kb", "--model", str(trained), "--json", "--no-refusal"]) == 0
+    unrefused = json.loads(capsys.readouterr().out)
+    assert unrefused["refused"] == 0.0
+    assert unrefused["recall_at_3"] >= out["recall_at_3"]  # refusals only ever cost recall
 
 
 def test_user_errors_exit_2_with_a_message(small_files, capsys, tmp_path):
