@@ -140,6 +140,8 @@ def bench_seed(work: Path, model: str | None) -> dict[str, object]:
         "department": {k: dept[k] for k in ("accuracy", "macro_f1", "coverage",  # type: ignore[index]
                                             "accuracy_covered", "coverage_at_90")},
         "department_macro_f1_per_language": per_lang,
+        "department_macro_f1_ci95_per_language": {  # bootstrap over each language's rows
+            lang: m["macro_f1_ci95"] for lang, m in dept["per_language"].items()},  # type: ignore[index]
         "worst_language_gap_to_en": round(per_lang["en"] - per_lang[worst], 4),
         "worst_language": worst,
         "urgency": {k: metrics["urgency"][k] for k in ("accuracy", "macro_f1", "coverage",  # type: ignore[index]

