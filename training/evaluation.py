@@ -57,18 +57,25 @@ def bootstrap_macro_f1(
     n = len(yt)
     if n == 0:
         return [0.0, 0.0]
-    labels = sorted(set(yt))
+    true_labels = sorted(set(yt))
+    labels = true_labels + sorted(set(yp) - set(true_labels))
+    k = len(labels)
+    code = {lab: i for i, lab in enumerate(labels)}
+    pairs = np.array([code[t] * k + code[p] for t, p in zip(yt, yp, strict=True)])
     rng = np.random.default_rng(seed)
-    counts = np.zeros((n_boot, n))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n), rng.integers(0, n, n_boot * n)), 1.0)
-    is_true = np.stack([yt == c for c in labels], axis=1).astype(float)  # n x labels
-    is_pred = np.stack([yp == c for c in labels], axis=1).astype(float)
-    tp = counts @ (is_true * is_pred)
-    fp = counts @ ((1 - is_true) * is_pred)
-    fn = counts @ (is_true * (1 - is_pred))
-    denom = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    lo, hi = np.percentile(f1.mean(axis=1), [2.5, 97.5])
+    scores = []
+    chunk = max(1, 2_000_000 // n)  # resamples per step: memory stays ~16 MB for any n
+    for start in range(0, n_boot, chunk):
+        c = min(chunk, n_boot - start)
+        drawn = pairs[rng.integers(0, n, (c, n))] + (np.arange(c) * k * k)[:, None]
+        confusion = np.bincount(drawn.ravel(), minlength=c * k * k).reshape(c, k, k)
+        tp = np.diagonal(confusion, axis1=1, axis2=2)[:, : len(true_labels)]
+        fn = confusion.sum(axis=2)[:, : len(true_labels)] - tp
+        fp = confusion.sum(axis=1)[:, : len(true_labels)] - tp
+        denom = 2 * tp + fp + fn
+        f1 = np.divide(2 * tp, denom, out=np.zeros(tp.shape), where=denom > 0)
+        scores.append(f1.mean(axis=1))
+    lo, hi = np.percentile(np.concatenate(scores), [2.5, 97.5])
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
