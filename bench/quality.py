@@ -156,7 +156,6 @@ def bench_bitext_kb(model: str | None) -> dict[str, object]:
 
     from training.cli import DEFAULT_MODELS
     from training.kb_eval import evaluate_bitext
-
     from triage.service import TriageService
 
     src = _need(SHARED / "bitext" / "bitext_customer_support.csv")

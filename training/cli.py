@@ -134,11 +134,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from training.kb_data import load_kb_dir
+    from training.trainer import train_bundle
     from triage.data import load_labelled
     from triage.embedders import EmbeddingCache
     from triage.model import TrainingConfig
-    from training.kb_data import load_kb_dir
-    from training.trainer import train_bundle
 
     labels = _label_specs(args.label)
     data = load_labelled(args.data, args.text_column, labels, args.subject_column)
@@ -169,8 +169,8 @@ def _load_service(model_dir: str):  # type: ignore[no-untyped-def]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from triage.data import load_labelled
     from training.evaluation import evaluate_model, write_report
+    from triage.data import load_labelled
 
     labels = _label_specs(args.label)
     extra = [args.group_by] if args.group_by else []
@@ -220,9 +220,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from triage.bundle import resolve_bundle
     from training.kb_data import load_kb_dir
     from training.trainer import index_bundle
+    from triage.bundle import resolve_bundle
 
     articles, negatives = load_kb_dir(args.kb)
     bundle = resolve_bundle(args.model)

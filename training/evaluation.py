@@ -30,7 +30,7 @@ def head_metrics(
     p, r, f, s = precision_recall_fscore_support(yt, yp, labels=labels, zero_division=0)
     thr90 = threshold_for_precision(confidence, correct, 0.90)
     return {
-        "n": int(len(yt)),
+        "n": len(yt),
         "accuracy": float(correct.mean()) if len(yt) else 0.0,
         "macro_f1": float(f1_score(yt, yp, labels=sorted(set(yt)), average="macro", zero_division=0)),
         "coverage": float(covered.mean()) if len(yt) else 0.0,
@@ -132,8 +132,8 @@ def write_report(
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>",
+             ("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"),
              f"<h1>{html.escape(title)}</h1>"]
     for head, m in metrics.items():
         r = raw[head]

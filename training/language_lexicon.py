@@ -13,9 +13,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from triage.data import load_labelled
-from triage.language import LEXICON_FILE, _WORD_RE, script_counts
 from training.kb_data import load_kb_dir
+from triage.data import load_labelled
+from triage.language import _WORD_RE, LEXICON_FILE, script_counts
 
 REPO = Path(__file__).resolve().parent.parent
 

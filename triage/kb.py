@@ -517,7 +517,7 @@ class KnowledgeBaseIndex:
                 elif self.default_language in art.replies:
                     lang, fallback = self.default_language, True
                 else:
-                    lang, fallback = sorted(art.replies)[0], True
+                    lang, fallback = min(art.replies), True
                 text, missing = fill_placeholders(art.replies[lang], context or {})
                 items.append(Suggestion(aid, art.title, art.department, score, lang, fallback,
                                         text, missing))
