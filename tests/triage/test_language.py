@@ -50,6 +50,31 @@ def test_mixed_text_uses_dominant_script(detector):
     assert detector.detect("注文したAirPodsがまだ届きません").language == "ja"
 
 
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("iPhone 15 موجود؟", "ar"),  # more Latin letters than Arabic ones, still Arabic
+        ("tracking号在哪", "zh"),
+        ("iPhone 15ある？", "ja"),
+        ("iPhone 15 есть?", "ru"),
+        ("My order from 京东 has not arrived yet, can you check it?", "en"),  # a quoted name
+    ],
+)
+def test_embedded_latin_words_do_not_outvote_another_script(detector, text, lang):
+    assert detector.detect(text).language == lang
+
+
+def test_langid_dev_set_shares_no_message_with_the_test_set():
+    def texts(directory):
+        return {json.loads(line)["text"].strip().lower()
+                for path in directory.glob("*.jsonl")
+                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+    dev, test = texts(REPO / "data" / "langid" / "dev"), texts(REPO / "data" / "langid")
+    assert len(dev) >= 500 and len(test) >= 600
+    assert not dev & test
+
+
 def test_same_text_same_answer_across_instances():
     texts = ["ok merci", "hallo danke", "obrigado", "grazie", "thanks a lot"]
     first = [LanguageDetector().detect(t) for t in texts]
