@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     return report("retrain_speed",
                   lambda: run(args.corrections, args.base_rows, args.seed, args.blas_threads),
-                  summary, args.json)
+                  summary, args.json, write="retrain-speed")
 
 
 def summary(out: dict[str, Any]) -> str:
