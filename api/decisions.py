@@ -79,7 +79,8 @@ async def _log(runtime: Runtime, endpoint: str, req: AnalyzeRequest, analysis: A
     raw = redact(compose_text(req.text, req.subject)) if runtime.settings.store_raw_text else None
     record = DecisionRecord(request_id=request_id, endpoint=endpoint, ticket_id=req.ticket_id,
                             model_version=analysis.model_version, text_sha256=digest,
-                            predictions=body, created_at=created_at, raw_text=raw)
+                            predictions=body, created_at=created_at, raw_text=raw,
+                            channel=req.channel)
     stored = await runtime.decision_log.record(record)
     if stored.request_id != request_id:  # an identical request won the race: answer as it did
         runtime.metrics.replays.inc()

@@ -58,7 +58,8 @@ class AnalyzeRequest(_In):
     reply_language: LanguageCode | None = Field(
         None, description="Language of suggested replies (default: the detected language).")
     channel: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]{0,31}$",
-                                description="email, chat, form, ... (not used by the model).")
+                                description="email, chat, form, ...: stored with the decision and "
+                                            "exported with feedback; not used by the model.")
     context: dict[ContextKey, ContextValue] = Field(
         default_factory=dict, max_length=MAX_CONTEXT_KEYS,
         description=f"Values for reply placeholders such as `customer_name`: at most "

@@ -30,6 +30,7 @@ class DecisionRecord:
     predictions: dict[str, Any]
     created_at: str
     raw_text: str | None = None
+    channel: str | None = None  # as the helpdesk sent it (email, chat, ...); not used by the model
 
 
 @dataclass(frozen=True)

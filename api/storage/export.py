@@ -2,8 +2,8 @@
 
 Columns: ``text`` (redacted, as stored), ``department``, ``urgency`` (the agent's correction,
 null where not given), ``ticket_id``, ``request_id``, ``created_at`` (of the feedback),
-``model_version``, ``predicted_department``, and the reply decision ``article_id``, ``decision``,
-``final_text``.
+``channel`` (of the analysed request), ``model_version``, ``predicted_department``, and the reply
+decision ``article_id``, ``decision``, ``final_text``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def feedback_rows(storage: Storage) -> Iterator[dict[str, Any]]:
             "ticket_id": fb.ticket_id,
             "request_id": fb.request_id,
             "created_at": fb.created_at,
+            "channel": decision.channel,
             "model_version": decision.model_version,
             "predicted_department": predicted.get("label") if isinstance(predicted, dict) else None,
             "article_id": fb.article_id,

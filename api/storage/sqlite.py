@@ -56,6 +56,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         CREATE INDEX kb_articles_seq ON kb_articles (seq);
     """),
+    (2, "decisions keep the request's channel", """
+        ALTER TABLE decisions ADD COLUMN channel TEXT;
+    """),
 )
 
 
@@ -137,7 +140,7 @@ class SqliteStorage:
             request_id=row["request_id"], endpoint=row["endpoint"], ticket_id=row["ticket_id"],
             model_version=row["model_version"], text_sha256=row["text_sha256"],
             predictions=json.loads(row["predictions"]), created_at=row["created_at"],
-            raw_text=row["raw_text"],
+            raw_text=row["raw_text"], channel=row["channel"],
         )
 
     # -- decision log -----------------------------------------------------------------------
@@ -152,12 +155,12 @@ class SqliteStorage:
                 for record in records:
                     cur = self._conn.execute(
                         "INSERT INTO decisions (request_id, endpoint, ticket_id, model_version,"
-                        " text_sha256, predictions, raw_text, created_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        " text_sha256, predictions, raw_text, created_at, channel)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         (record.request_id, record.endpoint, record.ticket_id,
                          record.model_version, record.text_sha256,
                          json.dumps(record.predictions, ensure_ascii=False), record.raw_text,
-                         record.created_at),
+                         record.created_at, record.channel),
                     )
                     if cur.rowcount == 1 or record.ticket_id is None:
                         stored.append(record)
@@ -209,7 +212,8 @@ class SqliteStorage:
         with self._lock:
             cur = self._conn.execute(
                 "SELECT f.*, d.endpoint, d.model_version, d.text_sha256, d.predictions,"
-                " d.raw_text, d.created_at AS decision_created_at, d.ticket_id AS decision_ticket"
+                " d.raw_text, d.channel, d.created_at AS decision_created_at,"
+                " d.ticket_id AS decision_ticket"
                 " FROM feedback f JOIN decisions d ON d.request_id = f.request_id ORDER BY f.id")
             names = [c[0] for c in cur.description]
             rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -219,7 +223,7 @@ class SqliteStorage:
                 request_id=r["request_id"], endpoint=r["endpoint"], ticket_id=r["decision_ticket"],
                 model_version=r["model_version"], text_sha256=r["text_sha256"],
                 predictions=json.loads(r["predictions"]), created_at=r["decision_created_at"],
-                raw_text=r["raw_text"],
+                raw_text=r["raw_text"], channel=r["channel"],
             )
             yield fb, decision
 

@@ -57,10 +57,12 @@ def test_decision_log_keeps_hash_and_redacted_text_only_when_asked(
         settings = make_settings(store_raw_text=store)
         client = start_app(settings)
         body = client.post("/v1/analyze", json={"text": TEXT, "subject": "Refund",
-                                                "ticket_id": f"T-9-{store}"}, headers=AGENT).json()
+                                                "ticket_id": f"T-9-{store}", "channel": "email"},
+                           headers=AGENT).json()
         row = _db(settings).execute("SELECT * FROM decisions WHERE request_id = ?",
                                     (body["request_id"],)).fetchone()
         assert row["ticket_id"] == f"T-9-{store}" and row["model_version"] == "test-v1"
+        assert row["channel"] == "email"
         assert row["text_sha256"] == hashlib.sha256(f"Refund\n{TEXT}".encode()).hexdigest()
         logged = json.loads(row["predictions"])
         assert logged["request_id"] == body["request_id"]
@@ -148,7 +150,8 @@ def test_export_feedback_writes_rows_triage_train_accepts(
             ("Where is my parcel? It is late", "orders_shipping", "normal"),
             ("Please close my account, mail me at x@example.org", "account_security", "low"),
         ]):
-            d = client.post("/v1/analyze", json={"text": text, "ticket_id": f"E-{store}-{i}"},
+            d = client.post("/v1/analyze", json={"text": text, "ticket_id": f"E-{store}-{i}",
+                                                 "channel": "chat" if i else None},
                             headers=AGENT).json()
             r = client.post("/v1/feedback", headers=AGENT, json={
                 "request_id": d["request_id"], "department": dept, "urgency": urg})
@@ -169,6 +172,7 @@ def test_export_feedback_writes_rows_triage_train_accepts(
     assert rows[0]["department"] == "billing_payments" and rows[0]["urgency"] == "high"
     assert rows[2]["text"] == "Please close my account, mail me at [EMAIL]"
     assert rows[3]["decision"] == "accepted" and rows[3]["department"] is None
+    assert [r["channel"] for r in rows] == [None, "chat", "chat", None]
     assert all({"text", "department", "urgency", "ticket_id", "request_id", "created_at"} <= set(r)
                for r in rows)
 
@@ -236,3 +240,33 @@ def test_concurrent_identical_requests_make_one_decision(client: TestClient) -> 
         t.join(10)
     assert len({r["request_id"] for r in results}) == 1
     assert sum(not r["idempotent_replay"] for r in results) == 1
+
+
+def test_a_database_from_before_the_channel_column_is_migrated(tmp_path: Path) -> None:
+    """Schema version 1 (no decisions.channel) upgrades in place; its rows survive."""
+    from api.storage.base import DecisionRecord
+    from api.storage.sqlite import MIGRATIONS, SqliteStorage
+
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0][2])
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "description TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 'v1', '2026-01-01')")
+    conn.execute("INSERT INTO decisions (request_id, endpoint, ticket_id, model_version, "
+                 "text_sha256, predictions, created_at) VALUES ('old', 'analyze', 'T-1', 'v0', "
+                 "'abc', '{}', '2026-01-01')")
+    conn.commit()
+    conn.close()
+
+    storage = SqliteStorage(path)
+    storage.migrate()
+    assert storage.schema_version() == MIGRATIONS[-1][0] >= 2
+    old = storage.get_decision("old")
+    assert old is not None and old.ticket_id == "T-1" and old.channel is None
+    storage.record_decision(DecisionRecord(
+        request_id="new", endpoint="analyze", ticket_id=None, model_version="v1",
+        text_sha256="def", predictions={}, created_at="2026-01-02", channel="form"))
+    new = storage.get_decision("new")
+    assert new is not None and new.channel == "form"
+    storage.close()
