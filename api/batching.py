@@ -140,9 +140,14 @@ class MicroBatcher:
                 self.metrics.queue_depth.set(self.depth)
             if not batch:
                 continue
+            if self.metrics:
+                now = time.perf_counter()
+                for job in batch:
+                    self.metrics.observe_stage("queue_wait", now - job.enqueued)
             try:
                 service = self.get_service()
-                results = await loop.run_in_executor(self.executor, analyze_jobs, service, batch)
+                results = await loop.run_in_executor(self.executor, analyze_jobs, service, batch,
+                                                     self.metrics)
             except asyncio.CancelledError:
                 for job in batch:
                     if not job.future.done():
@@ -165,13 +170,14 @@ class MicroBatcher:
                     job.future.set_result(result)
 
 
-def analyze_jobs(service: TriageService, jobs: Sequence[_Job]) -> list[Analysis | BaseException]:
+def analyze_jobs(service: TriageService, jobs: Sequence[_Job],
+                 metrics: ServiceMetrics | None = None) -> list[Analysis | BaseException]:
     """One encoder call for all jobs, then the heads and KB per (suggest, classify) group.
 
     If the batch fails, each message is retried alone so one bad message fails only itself.
     """
     try:
-        return _analyze_batch(service, jobs)
+        return _analyze_batch(service, jobs, metrics)
     except Exception:
         if len(jobs) == 1:
             raise
@@ -179,15 +185,18 @@ def analyze_jobs(service: TriageService, jobs: Sequence[_Job]) -> list[Analysis 
     out: list[Analysis | BaseException] = []
     for job in jobs:
         try:
-            out.extend(_analyze_batch(service, [job]))
+            out.extend(_analyze_batch(service, [job], metrics))
         except Exception as exc:  # noqa: BLE001 (delivered to this message's request)
             out.append(exc)
     return out
 
 
-def _analyze_batch(service: TriageService, jobs: Sequence[_Job]) -> list[Analysis | BaseException]:
+def _analyze_batch(service: TriageService, jobs: Sequence[_Job],
+                   metrics: ServiceMetrics | None = None) -> list[Analysis | BaseException]:
     texts = [compose_text(j.message.text, j.message.subject) for j in jobs]
+    t0 = time.perf_counter()
     vecs = service.embedder.encode_queries(texts)
+    t1 = time.perf_counter()
     out: list[Analysis | BaseException] = [RuntimeError("not analysed")] * len(jobs)
     groups: dict[tuple[bool, bool], list[int]] = {}
     for i, job in enumerate(jobs):
@@ -199,4 +208,7 @@ def _analyze_batch(service: TriageService, jobs: Sequence[_Job]) -> list[Analysi
         )
         for i, analysis in zip(idx, analyses, strict=True):
             out[i] = analysis
+    if metrics:
+        metrics.observe_stage("encode", t1 - t0)
+        metrics.observe_stage("analyze", time.perf_counter() - t1)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -81,7 +82,9 @@ async def _log(runtime: Runtime, endpoint: str, req: AnalyzeRequest, analysis: A
                             model_version=analysis.model_version, text_sha256=digest,
                             predictions=body, created_at=created_at, raw_text=raw,
                             channel=req.channel)
+    t0 = time.perf_counter()
     stored = await runtime.decision_log.record(record)
+    runtime.metrics.observe_stage("decision_log", time.perf_counter() - t0)
     if stored.request_id != request_id:  # an identical request won the race: answer as it did
         runtime.metrics.replays.inc()
         return replay(stored)

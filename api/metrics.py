@@ -40,6 +40,10 @@ class ServiceMetrics:
                                        "needs_review.", registry=r)
         self.replays = Counter("triage_idempotent_replays_total",
                                "Analyses answered from the decision log.", registry=r)
+        self.stage = Histogram("triage_stage_duration_seconds",
+                               "Serving stages: queue_wait and decision_log per request, encode "
+                               "and analyze (heads, signals, language, KB) per batch.",
+                               ["stage"], buckets=LATENCY_BUCKETS, registry=r)
         self.batch_size = Histogram("triage_batch_size", "Messages per encoder call.",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
         self.queue_depth = Gauge("triage_queue_depth", "Requests waiting for the encoder.",
@@ -57,6 +61,9 @@ class ServiceMetrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.stage.labels(stage).observe(seconds)
 
     def observe_analyses(self, results: Iterable[Mapping[str, Any]]) -> None:
         """Count one ``Analysis.to_dict()`` per analysed message: labels and needs_review."""

@@ -9,7 +9,9 @@ database, and measures in the same run, in this process, the raw encoder of the 
 (``make_embedder(manifest["encoder"])``) on the same texts:
 
 - **latency**: ``POST /v1/analyze`` from one client (sync httpx, keep-alive) against
-  ``encode_queries([text])``, one text at a time; ``p50_ratio`` = API p50 / encoder p50;
+  ``encode_queries([text])``, one text at a time; ``p50_ratio`` = API p50 / encoder p50; the
+  server's own ``triage_stage_duration_seconds`` metrics (scraped before and after) say where the
+  API's time went: queue wait, encoder, heads + KB, decision log, and the whole request;
 - **throughput**: messages per second through the API from 16 client threads against
   ``encode_queries`` in batches of 32; ``throughput_ratio`` = API / encoder, and
   ``p99_over_p50`` of the request latencies under those 16 clients;
@@ -212,17 +214,41 @@ class ApiClients:
         return latencies, max(ends) - started
 
 
-def batch_size_stats(server: Server) -> tuple[float, float]:
-    """(sum, count) of the server's ``triage_batch_size`` histogram."""
+STAGES = ("queue_wait", "encode", "analyze", "decision_log")
+HTTP_ANALYZE = 'triage_http_request_duration_seconds_{}{{method="POST",route="/v1/analyze"}}'
+
+
+def scrape(server: Server) -> dict[str, float]:
+    """The ``_sum`` and ``_count`` series of the server's histograms, by full series name."""
     import httpx
 
     text = httpx.get(server.base_url + "/metrics", timeout=10).text
     values = {}
     for line in text.splitlines():
-        if line.startswith(("triage_batch_size_sum", "triage_batch_size_count")):
-            name, value = line.split()
+        name, _, value = line.rpartition(" ")
+        if name.startswith("triage_") and ("_sum" in name or "_count" in name):
             values[name] = float(value)
+    return values
+
+
+def batch_size_stats(server: Server) -> tuple[float, float]:
+    """(sum, count) of the server's ``triage_batch_size`` histogram."""
+    values = scrape(server)
     return values.get("triage_batch_size_sum", 0.0), values.get("triage_batch_size_count", 0.0)
+
+
+def stage_means_ms(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """Mean server-side milliseconds per observation of each stage between two scrapes."""
+    def mean(sum_name: str, count_name: str) -> float | None:
+        n = after.get(count_name, 0.0) - before.get(count_name, 0.0)
+        s = after.get(sum_name, 0.0) - before.get(sum_name, 0.0)
+        return round(1000 * s / n, 2) if n > 0 else None
+
+    out = {stage: mean(f'triage_stage_duration_seconds_sum{{stage="{stage}"}}',
+                       f'triage_stage_duration_seconds_count{{stage="{stage}"}}')
+           for stage in STAGES}
+    out["server_total"] = mean(HTTP_ANALYZE.format("sum"), HTTP_ANALYZE.format("count"))
+    return out
 
 
 def chunks(seq: Sequence[dict[str, str]], n: int) -> list[Sequence[dict[str, str]]]:
@@ -271,6 +297,7 @@ def run(model: Path, latency_requests: int, throughput_requests: int, clients: i
 
             raw_single: list[float] = []
             api_single: list[float] = []
+            before = scrape(server)
             for chunk in chunks(lat_msgs, rounds):
                 for m in chunk:
                     text = compose(m)
@@ -278,6 +305,7 @@ def run(model: Path, latency_requests: int, throughput_requests: int, clients: i
                     encoder.encode_queries([text])
                     raw_single.append(time.perf_counter() - t0)
                 api_single.extend(api.sequential(chunk))
+            stages = stage_means_ms(before, scrape(server))
 
             raw_batched_s = 0.0
             api_wall_s = 0.0
@@ -321,7 +349,10 @@ def run(model: Path, latency_requests: int, throughput_requests: int, clients: i
         "model": {"dir": shown_path(bundle), "version": manifest.get("version"),
                   "encoder": manifest.get("encoder"),
                   "kb_articles": dict(manifest.get("kb") or {}).get("articles")},  # type: ignore[call-overload]
-        "latency": {"clients": 1, "api": lat_api, "raw_encoder_single_call": lat_raw},
+        "latency": {"clients": 1, "api": lat_api, "raw_encoder_single_call": lat_raw,
+                    # where the API's time goes, server side (means; server_total is the whole
+                    # request inside the server, from the ASGI layer's first to last byte)
+                    "server_stage_means_ms": stages},
         "throughput": {
             "clients": clients,
             "api_messages_per_s": round(api_tps, 2),
@@ -358,6 +389,8 @@ def summary(out: dict[str, Any]) -> str:
         (f"  latency, 1 client:   API p50 {lat['api']['p50_ms']:.1f} ms  p95 {lat['api']['p95_ms']:.1f}"
          f"  p99 {lat['api']['p99_ms']:.1f} | encoder p50 "
          f"{lat['raw_encoder_single_call']['p50_ms']:.1f} ms  -> p50_ratio {out['p50_ratio']}"),
+        "  server side, mean ms per request: " + ", ".join(
+            f"{k} {v}" for k, v in lat["server_stage_means_ms"].items()),
         (f"  throughput, {thr['clients']} clients: API {thr['api_messages_per_s']} msg/s | encoder "
          f"batched {thr['raw_encoder_batched_messages_per_s']} msg/s -> throughput_ratio "
          f"{out['throughput_ratio']} (server batches of {thr['server_mean_batch_size']} on average)"),

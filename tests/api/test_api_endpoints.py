@@ -112,6 +112,26 @@ def test_health_readiness_and_metrics_need_no_key(client: TestClient) -> None:
     assert 'triage_model_info{encoder="fake:64",version="test-v1"} 1.0' in text
 
 
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_metrics_time_each_serving_stage(client: TestClient) -> None:
+    """Where a request's time goes: queue, encoder, heads + KB, decision log."""
+    for i in range(3):
+        r = client.post("/v1/analyze", json={"text": f"Parcel {i} has not arrived"}, headers=AGENT)
+        assert r.status_code == 200
+    text = client.get("/metrics").text
+    for stage in ("queue_wait", "encode", "analyze", "decision_log"):
+        count = _metric(text, f'triage_stage_duration_seconds_count{{stage="{stage}"}}')
+        assert count == 3, (stage, count)  # TestClient sends one request at a time: batches of 1
+    stages = sum(_metric(text, f'triage_stage_duration_seconds_sum{{stage="{stage}"}}')
+                 for stage in ("queue_wait", "encode", "analyze", "decision_log"))
+    http = _metric(text, 'triage_http_request_duration_seconds_sum{method="POST",'
+                         'route="/v1/analyze"}')
+    assert 0 < stages <= http
+
+
 def test_metrics_use_route_templates_not_paths(client: TestClient) -> None:
     client.get("/v1/kb/articles/size-guide", headers=AGENT)
     client.get("/v1/kb/articles/no-such-article", headers=AGENT)
