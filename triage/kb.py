@@ -265,6 +265,11 @@ def _nearest(x: np.ndarray, centres: np.ndarray, chunk: int = 8192) -> np.ndarra
                            for i in range(0, len(x), chunk)]) if len(x) else np.zeros(0, np.int64)
 
 
+# From this many negatives up, a language's refusal threshold keeps at least this share of them out.
+MIN_LANGUAGE_NEGATIVES = 5
+MIN_LANGUAGE_REFUSAL = 0.25
+
+
 class KnowledgeBaseIndex:
     """Embedding index over articles with run-time add/update/delete and calibrated refusal.
 
@@ -535,9 +540,11 @@ class KnowledgeBaseIndex:
         percentile of negative scores, capped so that ``min_recall`` of positives still pass.
         Scores still differ a little by language, so every language with enough example
         questions gets the global threshold shifted by how far its positives' median lies from
-        the overall median (again capped at its own ``min_recall``). The negatives are pooled
-        because, with a handful per language, a per-language 95th percentile is just their
-        maximum.
+        the overall median (again capped at its own ``min_recall``), but never so low that less
+        than ``MIN_LANGUAGE_REFUSAL`` of that language's own negatives would be refused (when it
+        has ``MIN_LANGUAGE_NEGATIVES`` of them).
+        The negatives are pooled for the rest because, with a handful per language, a
+        per-language 95th percentile is just their maximum.
         """
         with self._lock:
             ids = list(self.articles)
@@ -574,11 +581,19 @@ class KnowledgeBaseIndex:
         cap = float(np.quantile(pos, 1.0 - min_recall))
         self.threshold = min(float(np.quantile(neg, 0.95)), cap) if len(neg) else cap
         median = float(np.median(pos))
-        self.language_thresholds = {
-            lang: min(self.threshold + float(np.median(pos[plangs == lang])) - median,
-                      float(np.quantile(pos[plangs == lang], 1.0 - min_recall)))
-            for lang in sorted(set(pos_langs)) if (plangs == lang).sum() >= 20
-        }
+        nlangs = np.array(list(negative_languages or []))
+        self.language_thresholds = {}
+        for lang in sorted(set(pos_langs)):
+            if (plangs == lang).sum() < 20:
+                continue
+            t = min(self.threshold + float(np.median(pos[plangs == lang])) - median,
+                    float(np.quantile(pos[plangs == lang], 1.0 - min_recall)))
+            own_neg = neg[nlangs == lang] if len(nlangs) == len(neg) else np.zeros(0)
+            if len(own_neg) >= MIN_LANGUAGE_NEGATIVES:
+                # A language the encoder embeds loosely (its own example questions score low)
+                # would otherwise get a threshold that refuses nothing.
+                t = max(t, float(np.quantile(own_neg, MIN_LANGUAGE_REFUSAL)))
+            self.language_thresholds[lang] = t
         return self.threshold
 
     def threshold_for(self, language: str | None) -> float:

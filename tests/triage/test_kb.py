@@ -1,5 +1,7 @@
 """Knowledge base: placeholders, fallback language, refusal, run-time edits, persistence."""
 
+import random
+
 import numpy as np
 import pytest
 
@@ -111,7 +113,7 @@ def test_article_validation():
 def test_shipped_knowledge_base_is_complete(kb_articles):
     articles, negatives = kb_articles
     assert len(articles) >= 80
-    required = {"en", "zh", "de", "fr", "es", "ja", "pt", "it", "ko", "ru"}
+    required = {"en", "zh", "de", "fr", "es", "ja", "pt", "it", "ko", "ru", "ar"}
     for art in articles:
         assert required <= set(art.replies), (art.id, required - set(art.replies))
         placeholders = {frozenset(fill_placeholders(r, {})[1]) for r in art.replies.values()}
@@ -168,6 +170,28 @@ def test_thresholds_per_language(fake_embedder):
     assert index.threshold_for("xx") == index.threshold
     q = fake_embedder.encode_queries(["frage 1 zu Reset password"])[0]
     assert index.suggest(q, language="de").threshold == index.language_thresholds["de"]
+
+
+def test_language_threshold_keeps_a_quarter_of_its_own_negatives_out(fake_embedder):
+    """A language whose questions score low must not end up with a threshold that refuses nothing."""
+    rnd = random.Random(0)
+
+    def noise() -> str:  # questions unrelated to each other score low, like a loosely embedded language
+        return "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(30))
+
+    arts = _articles()
+    for a in arts:
+        a.questions["de"] = [noise() for _ in range(12)]
+    index = KnowledgeBaseIndex(fake_embedder).build(arts)
+    negatives = [noise() for _ in range(6)] + ["something unrelated"]
+    languages = ["de"] * 6 + ["en"]
+    index.calibrate(negatives, min_recall=0.9, negative_languages=languages)
+    scores, _ = index.article_scores(fake_embedder.encode_queries(negatives[:6]), languages[:6])
+    own_q25 = float(np.quantile(scores.max(axis=1), 0.25))
+    assert index.threshold_for("de") >= own_q25 - 1e-6
+    refused = sum(not index.suggest(v, language="de", query_language="de").confident
+                  for v in fake_embedder.encode_queries(negatives[:6]))
+    assert refused >= 2
 
 
 class _TableEmbedder:
