@@ -25,15 +25,11 @@ WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
 
 
 def read_set(directory: Path) -> list[tuple[str, str]]:
-    rows = []
-    for path in sorted(directory.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows.append((row["text"], row["language"]))
-    if not rows:
-        raise SystemExit(f"no *.jsonl rows under {directory}")
-    return rows
+    """(text, language) pairs of the directory's files (not its subdirectories)."""
+    from triage.data import load_labelled
+
+    data = load_labelled([directory], "text", {"language": "language"})
+    return list(zip(data.texts, data.labels["language"], strict=True))  # type: ignore[arg-type]
 
 
 def score(rows: list[tuple[str, str]], weight: float) -> dict[str, object]:

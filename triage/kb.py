@@ -581,14 +581,14 @@ class KnowledgeBaseIndex:
         cap = float(np.quantile(pos, 1.0 - min_recall))
         self.threshold = min(float(np.quantile(neg, 0.95)), cap) if len(neg) else cap
         median = float(np.median(pos))
-        nlangs = np.array(list(negative_languages or []))
+        nlangs = np.array(list(negative_languages or []), dtype=object)
         self.language_thresholds = {}
         for lang in sorted(set(pos_langs)):
             if (plangs == lang).sum() < 20:
                 continue
             t = min(self.threshold + float(np.median(pos[plangs == lang])) - median,
                     float(np.quantile(pos[plangs == lang], 1.0 - min_recall)))
-            own_neg = neg[nlangs == lang] if len(nlangs) == len(neg) else np.zeros(0)
+            own_neg = neg[nlangs == lang]
             if len(own_neg) >= MIN_LANGUAGE_NEGATIVES:
                 # A language the encoder embeds loosely (its own example questions score low)
                 # would otherwise get a threshold that refuses nothing.

@@ -199,7 +199,7 @@ class LanguageDetector:
         if letters == 0:
             return LanguageResult(UNDETERMINED, 0.0, "empty")
         latin = counts.get("latin", 0)
-        if latin < letters and letters - latin >= _EMBEDDED_LATIN_SHARE * letters:
+        if latin and letters - latin >= _EMBEDDED_LATIN_SHARE * letters:
             # People writing in another script embed Latin brand names and loanwords
             # ("iPhone 15 موجود؟", "tracking号在哪"); the other script is the language.
             counts = {k: v for k, v in counts.items() if k != "latin"}
